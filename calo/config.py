@@ -1,0 +1,229 @@
+"""Configuration dataclasses: load from YAML, override from the command line, write back.
+
+Every component has one dataclass. :func:`from_dict` builds (possibly nested) dataclasses
+from a mapping and rejects unknown keys and values of the wrong type; :func:`apply_overrides`
+applies ``key.sub=value`` strings as given on a command line; :func:`to_dict` and
+:func:`save_yaml` write the resolved configuration next to a result.
+
+Examples
+--------
+>>> from dataclasses import dataclass, field
+>>> @dataclass
+... class Opt:
+...     lr: float = 1e-3
+...     epochs: int = 2
+>>> @dataclass
+... class Cfg:
+...     name: str = "run"
+...     opt: Opt = field(default_factory=Opt)
+>>> cfg = apply_overrides(Cfg(), ["opt.lr=0.01", "name=test"])
+>>> cfg.opt.lr, cfg.name
+(0.01, 'test')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar, Union
+
+import yaml
+
+from calo.errors import ConfigError
+
+T = TypeVar("T")
+
+__all__ = ["apply_overrides", "from_dict", "load_yaml", "merge", "save_yaml", "to_dict"]
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Return a plain (YAML-serialisable) dict of a dataclass instance, recursively."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            v = to_dict(v)
+        elif isinstance(v, tuple):
+            v = list(v)
+        elif isinstance(v, Path):
+            v = str(v)
+        out[f.name] = v
+    return out
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert ``value`` to type ``tp`` or raise ConfigError naming ``key``."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"invalid value {value!r} for {key!r}: expected {tp}")
+    if origin is typing.Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"invalid value {value!r} for {key!r}: choose one of {list(allowed)}")
+        return value
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip().startswith("[") else value.split(",")
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"invalid value {value!r} for {key!r}: expected a list")
+        args = typing.get_args(tp)
+        inner = args[0] if args else Any
+        items = [_coerce(v, inner, key) for v in value]
+        return tuple(items) if origin is tuple else items
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"invalid value {value!r} for {key!r}: expected a mapping")
+        return from_dict(tp, value, prefix=key + ".")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "no", "0", "off"):
+            return False
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ConfigError(f"invalid value {value!r} for {key!r}: expected true or false")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"invalid value {value!r} for {key!r}: expected an integer")
+        if isinstance(value, int):
+            return value
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"invalid value {value!r} for {key!r}: expected an integer") from None
+        if not f.is_integer():
+            raise ConfigError(f"invalid value {value!r} for {key!r}: expected an integer")
+        return int(f)
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"invalid value {value!r} for {key!r}: expected a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"invalid value {value!r} for {key!r}: expected a number") from None
+    if tp is str:
+        if not isinstance(value, str | int | float):
+            raise ConfigError(f"invalid value {value!r} for {key!r}: expected a string")
+        return str(value)
+    if tp is Path:
+        return Path(value)
+    if isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise ConfigError(f"invalid value {value!r} for {key!r}: expected {tp}")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """Field types of dataclass ``cls``; falls back to the defaults' types where the
+    annotations cannot be resolved (a class defined inside a function or a doctest)."""
+    try:
+        return typing.get_type_hints(cls)
+    except NameError:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if not isinstance(f.type, str):
+                out[f.name] = f.type
+            elif f.default is not dataclasses.MISSING:
+                out[f.name] = type(f.default) if f.default is not None else Any
+            elif f.default_factory is not dataclasses.MISSING:
+                out[f.name] = type(f.default_factory())
+            else:
+                out[f.name] = Any
+        return out
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping; unknown keys and bad values raise ConfigError."""
+    data = dict(data or {})
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown configuration key(s) {[prefix + u for u in unknown]}; "
+            f"valid keys: {sorted(prefix + n for n in names)}"
+        )
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"invalid configuration for {cls.__name__}: {e}") from None
+    return obj
+
+
+def merge(cfg: T, data: dict[str, Any], prefix: str = "") -> T:
+    """Return a copy of dataclass ``cfg`` with the (nested) values of ``data`` applied."""
+    base = to_dict(cfg)
+
+    def deep(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        out = dict(a)
+        for k, v in b.items():
+            if isinstance(v, dict) and isinstance(out.get(k), dict):
+                out[k] = deep(out[k], v)
+            else:
+                out[k] = v
+        return out
+
+    return from_dict(type(cfg), deep(base, data), prefix=prefix)
+
+
+def apply_overrides(cfg: T, overrides: list[str] | None) -> T:
+    """Apply ``key.sub=value`` strings to dataclass ``cfg``; values are parsed as YAML scalars."""
+    data: dict[str, Any] = {}
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(
+                f"override {item!r} must look like key=value (for example model.k=16)"
+            )
+        key, raw = item.split("=", 1)
+        key = key.strip().lstrip("-").replace("-", "_")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return merge(cfg, data)
+
+
+def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | None = None) -> T:
+    """Load dataclass ``cls`` from a YAML file, then apply command-line ``overrides``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"configuration file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"configuration file {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"configuration file {path} must hold a mapping at the top level")
+    return apply_overrides(from_dict(cls, data), overrides)
+
+
+def save_yaml(cfg: Any, path: str | Path) -> Path:
+    """Write the resolved configuration ``cfg`` (a dataclass) to ``path`` as YAML."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    return path
