@@ -1,0 +1,264 @@
+"""Shower energy response and its spread, on all hits and on hits shared by showers.
+
+Definitions (REFERENCE.md section 1), per event and truth shower k, after the predicted
+columns are matched to the truth showers with the permutation of lowest loss
+(:func:`calo.train.losses.permutation_invariant_loss`):
+
+* response on all hits :math:`R_k = \\sum_i p_{ik} E_i / \\sum_i t_{ik} E_i` (sums over all hits of
+  the event, noise hits included; a shower with :math:`\\sum_i t_{ik} E_i = 0` has no response);
+* **shared hits** of an event are the hits to which at least two showers contribute more than
+  ``shared_threshold`` (default 0.1) of the energy, i.e. the second-largest truth fraction
+  exceeds the threshold; the shared response :math:`R^{sh}_k` is the same ratio summed over the
+  shared hits only (undefined when shower k has no energy on shared hits);
+* the truth shower energy used for binning is the incident energy ``particle_energy`` when the
+  batch has it, otherwise the truth energy in hits :math:`\\sum_i t_{ik} E_i`;
+* spread: the RMS (standard deviation) and a robust width, half the 16-84 % interval; the
+  relative resolution is spread / mean.
+
+Examples
+--------
+>>> import torch
+>>> acc = ResponseAccumulator()
+>>> p = torch.tensor([[0.9, 0.1], [0.2, 0.8]]); t = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+>>> _ = acc.update(p, t, torch.tensor([10.0, 10.0]), torch.tensor([0, 0]))
+>>> [round(float(r), 2) for r in acc.responses()["all"]]
+[1.1, 0.9]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric.utils import scatter
+
+from calo.train.losses import align_predictions, permutation_invariant_loss
+
+__all__ = [
+    "DEFAULT_ENERGY_BINS",
+    "ResponseAccumulator",
+    "binned_stats",
+    "shared_hit_mask",
+    "shower_responses",
+    "spread_stats",
+]
+
+#: Bin edges (GeV) of truth shower energy, 5-60 GeV as in the paper.
+DEFAULT_ENERGY_BINS: tuple[float, ...] = (5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0)
+
+
+def shared_hit_mask(target: Tensor, threshold: float = 0.1) -> Tensor:
+    """Hits to which at least two showers contribute more than ``threshold`` of the energy.
+
+    Examples
+    --------
+    >>> import torch
+    >>> shared_hit_mask(torch.tensor([[0.5, 0.5], [0.95, 0.05], [0.0, 0.0]])).tolist()
+    [True, False, False]
+    """
+    return (target > threshold).sum(dim=1) >= 2
+
+
+def shower_responses(
+    pred: Tensor,
+    target: Tensor,
+    energy: Tensor,
+    batch: Tensor | None = None,
+    num_events: int | None = None,
+    shared_threshold: float = 0.1,
+) -> dict[str, Tensor]:
+    """Per-event, per-shower responses of already aligned predictions.
+
+    Parameters
+    ----------
+    pred, target:
+        ``[N, K]`` fractions; column k of ``pred`` must belong to truth shower k
+        (use :func:`calo.train.losses.align_predictions`).
+    energy:
+        ``[N]`` hit energies (GeV).
+    batch:
+        ``[N]`` event index.
+    num_events:
+        Number of events B.
+    shared_threshold:
+        See :func:`shared_hit_mask`.
+
+    Returns
+    -------
+    dict
+        ``all``, ``shared`` (``[B, K]``, NaN where undefined), ``truth_energy`` and
+        ``truth_energy_shared`` (``[B, K]``, the denominators).
+
+    Examples
+    --------
+    >>> import torch
+    >>> r = shower_responses(torch.tensor([[0.5, 0.5]]), torch.tensor([[1.0, 0.0]]),
+    ...                      torch.tensor([2.0]))
+    >>> r["all"].tolist()
+    [[0.5, nan]]
+    """
+    if batch is None:
+        batch = torch.zeros(pred.shape[0], dtype=torch.long, device=pred.device)
+    nb = num_events if num_events is not None else (int(batch.max()) + 1 if batch.numel() else 0)
+    e = energy.unsqueeze(1)
+    shared = shared_hit_mask(target, shared_threshold).unsqueeze(1).to(pred.dtype)
+    num = scatter(pred * e, batch, dim=0, dim_size=nb, reduce="sum")
+    den = scatter(target * e, batch, dim=0, dim_size=nb, reduce="sum")
+    num_s = scatter(pred * e * shared, batch, dim=0, dim_size=nb, reduce="sum")
+    den_s = scatter(target * e * shared, batch, dim=0, dim_size=nb, reduce="sum")
+    nan = torch.full_like(num, math.nan)
+    return {
+        "all": torch.where(den > 0, num / den.clamp(min=1e-30), nan),
+        "shared": torch.where(den_s > 0, num_s / den_s.clamp(min=1e-30), nan),
+        "truth_energy": den,
+        "truth_energy_shared": den_s,
+    }
+
+
+def spread_stats(values: np.ndarray) -> dict[str, float]:
+    """Mean, RMS, robust width (half the 16-84 % interval), median and count of finite values.
+
+    Examples
+    --------
+    >>> s = spread_stats(np.array([0.9, 1.0, 1.1]))
+    >>> round(s["mean"], 3), round(s["rms"], 4), s["n"]
+    (1.0, 0.0816, 3)
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        nan = float("nan")
+        return {"n": 0, "mean": nan, "rms": nan, "width": nan, "median": nan}
+    q16, q50, q84 = np.quantile(v, [0.16, 0.5, 0.84])
+    return {
+        "n": int(v.size),
+        "mean": float(v.mean()),
+        "rms": float(v.std()),
+        "width": float(0.5 * (q84 - q16)),
+        "median": float(q50),
+    }
+
+
+def binned_stats(
+    truth_energy: np.ndarray, values: np.ndarray, edges: tuple[float, ...] | list[float]
+) -> dict[str, list[float]]:
+    """:func:`spread_stats` of ``values`` in bins of ``truth_energy``.
+
+    Returns a dict of lists, one entry per bin: ``lo``, ``hi``, ``n``, ``mean``, ``rms``,
+    ``width``, ``median`` (NaN in empty bins).
+
+    Examples
+    --------
+    >>> b = binned_stats(np.array([6.0, 7.0, 25.0]), np.array([1.0, 0.8, 1.2]), [5, 10, 30])
+    >>> b["n"], [round(m, 2) for m in b["mean"]]
+    ([2, 1], [0.9, 1.2])
+    """
+    te = np.asarray(truth_energy, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    out: dict[str, list[float]] = {
+        k: [] for k in ("lo", "hi", "n", "mean", "rms", "width", "median")
+    }
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = (te >= lo) & (te < hi)
+        s = spread_stats(v[sel])
+        out["lo"].append(float(lo))
+        out["hi"].append(float(hi))
+        for key in ("n", "mean", "rms", "width", "median"):
+            out[key].append(s[key])
+    return out
+
+
+class ResponseAccumulator:
+    """Collects permutation-aligned responses and losses over many batches.
+
+    Parameters
+    ----------
+    shared_threshold:
+        Fraction above which a shower counts as contributing to a hit (shared hits).
+
+    Examples
+    --------
+    >>> import torch
+    >>> acc = ResponseAccumulator()
+    >>> _ = acc.update(torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 0.0]]), torch.tensor([1.0]))
+    >>> acc.summary()["loss"]
+    0.0
+    """
+
+    def __init__(self, shared_threshold: float = 0.1) -> None:
+        self.shared_threshold = shared_threshold
+        self._all: list[np.ndarray] = []
+        self._shared: list[np.ndarray] = []
+        self._etrue: list[np.ndarray] = []
+        self._loss: list[np.ndarray] = []
+        self._has: list[np.ndarray] = []
+
+    @torch.no_grad()
+    def update(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        energy: Tensor,
+        batch: Tensor | None = None,
+        num_events: int | None = None,
+        shower_energy: Tensor | None = None,
+    ) -> Tensor:
+        """Add a batch; returns the aligned predictions ``[N, K]``.
+
+        ``shower_energy`` (``[B, K]``, e.g. ``data.particle_energy``) is the binning variable;
+        without it the truth energy in hits is used.
+        """
+        pred, target, energy = pred.detach().float(), target.float(), energy.float()
+        if batch is None:
+            batch = torch.zeros(pred.shape[0], dtype=torch.long, device=pred.device)
+        nb = num_events if num_events is not None else int(batch.max()) + 1
+        res = permutation_invariant_loss(pred, target, energy, batch, nb)
+        aligned = align_predictions(pred, res.perm, batch)
+        r = shower_responses(aligned, target, energy, batch, nb, self.shared_threshold)
+        etrue = r["truth_energy"] if shower_energy is None else shower_energy.float()
+        if etrue.shape != r["all"].shape:
+            etrue = r["truth_energy"]
+        valid = r["truth_energy"] > 0
+        self._all.append(r["all"][valid].cpu().numpy())
+        self._shared.append(r["shared"][valid].cpu().numpy())
+        self._etrue.append(etrue[valid].cpu().numpy())
+        has = valid.any(dim=1)
+        self._loss.append(res.event_loss[has].cpu().numpy())
+        return aligned
+
+    def responses(self) -> dict[str, np.ndarray]:
+        """Flat arrays over all collected showers: ``all``, ``shared``, ``truth_energy``."""
+
+        def cat(xs: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(xs) if xs else np.zeros(0)
+
+        return {
+            "all": cat(self._all),
+            "shared": cat(self._shared),
+            "truth_energy": cat(self._etrue),
+        }
+
+    def event_losses(self) -> np.ndarray:
+        """Permutation-invariant loss of every collected event with signal."""
+        return np.concatenate(self._loss) if self._loss else np.zeros(0)
+
+    def summary(self, edges: tuple[float, ...] | list[float] = DEFAULT_ENERGY_BINS) -> dict[str, Any]:
+        """JSON-ready metrics: loss, overall and per-energy-bin response statistics."""
+        r = self.responses()
+        losses = self.event_losses()
+        return {
+            "n_events": int(losses.size),
+            "n_showers": int(r["all"].size),
+            "loss": float(losses.mean()) if losses.size else float("nan"),
+            "shared_threshold": self.shared_threshold,
+            "response": spread_stats(r["all"]),
+            "response_shared": spread_stats(r["shared"]),
+            "bins": {
+                "edges": [float(e) for e in edges],
+                "all": binned_stats(r["truth_energy"], r["all"], edges),
+                "shared": binned_stats(r["truth_energy"], r["shared"], edges),
+            },
+        }
