@@ -1,0 +1,42 @@
+"""``python -m calo``: list calo's command-line tools, or run one (``python -m calo train ...``)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from calo import __version__
+
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "simulate": ("calo.sim.cli", "main", "simulate overlapping showers into a ROOT file"),
+    "train": ("calo.train.cli", "train_main", "train GravNet, GarNet or EdgeConv"),
+    "evaluate": ("calo.train.cli", "evaluate_main", "evaluate a run or checkpoint, write plots"),
+    "export": ("calo.fpga.cli", "export_main", "export a quantized GarNet for hls4ml"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``python -m calo COMMAND [ARGS]`` to ``calo-COMMAND``; print help otherwise."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(f"calo {__version__}: calorimeter clustering with GravNet and GarNet\n")
+        print("usage: python -m calo COMMAND [ARGS]   (or calo-COMMAND [ARGS])\n")
+        print("commands:")
+        for name, (_, _, text) in COMMANDS.items():
+            print(f"  {name:<10} {text}")
+        print("\n'python -m calo COMMAND --help' lists every option of a command.")
+        return 0
+    if argv[0] == "--version":
+        print(__version__)
+        return 0
+    if argv[0] not in COMMANDS:
+        print(
+            f"error: unknown command {argv[0]!r}; choose one of {list(COMMANDS)}", file=sys.stderr
+        )
+        return 2
+    module, func, _ = COMMANDS[argv[0]]
+    return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
