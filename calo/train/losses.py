@@ -41,6 +41,7 @@ from torch_geometric.utils import scatter
 __all__ = [
     "PermutationResult",
     "align_predictions",
+    "best_assignment",
     "fraction_loss",
     "pairwise_shower_loss",
     "per_event_loss",
@@ -189,7 +190,6 @@ class PermutationResult:
     perm: Tensor
 
 
-@torch.no_grad()
 def permutation_invariant_loss(
     pred: Tensor,
     target: Tensor,
@@ -202,7 +202,9 @@ def permutation_invariant_loss(
     The minimum over all permutations of the mean over showers equals the minimum-cost
     assignment of the ``[K, K]`` cost matrix of :func:`pairwise_shower_loss`, solved exactly
     per event (Hungarian algorithm); for K = 2 this is the better of identity and swap.
-    Absent showers (no signal hit) cost nothing, so their columns are free.
+    Absent showers (no signal hit) cost nothing, so their columns are free. The assignment is
+    found without gradient; the returned loss is differentiable through the chosen entries, so
+    it also serves as a training loss when the truth shower order carries no meaning.
 
     Examples
     --------
@@ -213,18 +215,40 @@ def permutation_invariant_loss(
     ([[1, 0]], 0.025)
     """
     cost, valid = pairwise_shower_loss(pred, target, energy, batch, num_events)
-    c = np.where(valid.unsqueeze(2).cpu().numpy(), cost.double().cpu().numpy(), 0.0)
-    nb, k = c.shape[0], pred.shape[1]
-    perm = np.empty((nb, k), dtype=np.int64)
-    for b in range(nb):
-        rows, cols = linear_sum_assignment(c[b])
-        perm[b, rows] = cols
-    perm_t = torch.as_tensor(perm, device=pred.device)
+    perm_t = best_assignment(cost.detach(), valid)
     chosen = torch.gather(cost, 2, perm_t.unsqueeze(2)).squeeze(2)  # [B, K]
     ev = _event_mean(chosen, valid)
     has = valid.any(dim=1)
     loss = ev[has].mean() if bool(has.any()) else ev.new_zeros(())
     return PermutationResult(loss=loss, event_loss=ev, perm=perm_t)
+
+
+def best_assignment(cost: Tensor, valid: Tensor) -> Tensor:
+    """Minimum-cost assignment per event of the ``[B, K, K]`` cost of :func:`pairwise_shower_loss`.
+
+    Returns ``perm [B, K]`` (truth shower k -> predicted column ``perm[b, k]``). K = 2 is
+    vectorised (identity or swap; ties keep the identity); larger K uses scipy's Hungarian solver.
+
+    Examples
+    --------
+    >>> import torch
+    >>> c = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    >>> best_assignment(c, torch.ones(1, 2, dtype=torch.bool)).tolist()
+    [[1, 0]]
+    """
+    cost = torch.where(valid.unsqueeze(2), cost, torch.zeros_like(cost))
+    nb, k = cost.shape[0], cost.shape[1]
+    if k == 2:
+        ident = cost[:, 0, 0] + cost[:, 1, 1]
+        swap = cost[:, 0, 1] + cost[:, 1, 0]
+        s = (swap < ident).long()
+        return torch.stack([s, 1 - s], dim=1)
+    c = cost.double().cpu().numpy()
+    perm = np.empty((nb, k), dtype=np.int64)
+    for b in range(nb):
+        rows, cols = linear_sum_assignment(c[b])
+        perm[b, rows] = cols
+    return torch.as_tensor(perm, device=cost.device)
 
 
 def align_predictions(pred: Tensor, perm: Tensor, batch: Tensor | None = None) -> Tensor:

@@ -1,0 +1,151 @@
+"""Configuration dataclasses of the paper's three architectures.
+
+Every size of :class:`~calo.models.GravNetModel`, :class:`~calo.models.GarNetModel` and
+:class:`~calo.models.DGCNNModel` is a field here; the defaults are the paper's (REFERENCE.md
+section 1), about 100k trainable parameters each for 7 input features and 2 showers.
+:class:`ModelConfig` selects one of them and carries the numbers of inputs and showers.
+
+Examples
+--------
+>>> from calo.config import apply_overrides
+>>> cfg = apply_overrides(ModelConfig(), ["name=garnet", "garnet.n_blocks=3"])
+>>> cfg.name, cfg.garnet.n_blocks
+('garnet', 3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Literal
+
+from calo.errors import ConfigError
+
+__all__ = ["EdgeConvModelConfig", "GarNetModelConfig", "GravNetModelConfig", "ModelConfig"]
+
+
+def _positive(obj: object, *names: str) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        values = v if isinstance(v, list | tuple) else [v]
+        if len(values) == 0 or any(not isinstance(x, int) or x <= 0 for x in values):
+            raise ConfigError(
+                f"model.{type(obj).__name__}.{n} must be a positive integer (or a non-empty "
+                f"list of them); got {v!r}"
+            )
+
+
+@dataclass
+class GravNetModelConfig:
+    """Sizes of the GravNet model.
+
+    ``n_blocks`` x [concat per-event mean -> Dense(d, tanh) for d in ``dense`` ->
+    GravNet(S=``space_dimensions``, F_LR=``propagate_dimensions``, F_out=``out_channels``,
+    k=``k``) -> BatchNorm]; concat of the block outputs -> Dense(``head``, relu) ->
+    Dense(``bottleneck``, relu) -> Dense(K, softmax).
+
+    Examples
+    --------
+    >>> GravNetModelConfig().k
+    40
+    """
+
+    n_blocks: int = 4
+    dense: tuple[int, ...] = (64, 64, 64)
+    space_dimensions: int = 4
+    propagate_dimensions: int = 22
+    out_channels: int = 48
+    k: int = 40
+    head: int = 128
+    bottleneck: int = 3
+
+    def __post_init__(self) -> None:
+        self.dense = tuple(self.dense)
+        _positive(self, *(f.name for f in fields(self)))
+
+
+@dataclass
+class GarNetModelConfig:
+    """Sizes of the GarNet model.
+
+    Dense(``input_dense``, tanh) -> ``n_blocks`` x [GarNet(``n_aggregators``,
+    F_LR=``propagate_dimensions``, F_out=``out_channels``) + BatchNorm] -> concat ->
+    Dense(``head``, relu) -> Dense(``bottleneck``) -> Dense(K, softmax).
+
+    Examples
+    --------
+    >>> GarNetModelConfig().n_blocks
+    11
+    """
+
+    input_dense: int = 32
+    n_blocks: int = 11
+    n_aggregators: int = 4
+    propagate_dimensions: int = 20
+    out_channels: int = 32
+    head: int = 48
+    bottleneck: int = 3
+
+    def __post_init__(self) -> None:
+        _positive(self, *(f.name for f in fields(self)))
+
+
+@dataclass
+class EdgeConvModelConfig:
+    """Sizes of the DGCNN (EdgeConv) model.
+
+    Dense(``input_dense``) -> ``n_blocks`` EdgeConv (k=``k``, edge MLP ``edge_mlp`` on
+    (x_i, x_j - x_i), max aggregation, kNN in feature space); after every block but the last,
+    concat per-event mean -> Dense(``exchange``); then Dense(``head``) -> Dense(``bottleneck``)
+    -> Dense(K, softmax).
+
+    Examples
+    --------
+    >>> EdgeConvModelConfig().edge_mlp
+    (64, 64, 64)
+    """
+
+    input_dense: int = 16
+    n_blocks: int = 4
+    k: int = 40
+    edge_mlp: tuple[int, ...] = (64, 64, 64)
+    exchange: int = 64
+    head: int = 32
+    bottleneck: int = 3
+
+    def __post_init__(self) -> None:
+        self.edge_mlp = tuple(self.edge_mlp)
+        _positive(self, *(f.name for f in fields(self)))
+
+
+@dataclass
+class ModelConfig:
+    """Which architecture, its sizes, and the numbers of input features and showers.
+
+    Attributes
+    ----------
+    name:
+        ``"gravnet"``, ``"garnet"`` or ``"edgeconv"`` (the DGCNN).
+    in_features:
+        Number of hit features F of ``Data.x`` (set from the data by the trainer).
+    n_showers:
+        Number of output fractions K (set from the data by the trainer).
+
+    Examples
+    --------
+    >>> ModelConfig().name
+    'gravnet'
+    """
+
+    name: Literal["gravnet", "garnet", "edgeconv"] = "gravnet"
+    in_features: int = 7
+    n_showers: int = 2
+    gravnet: GravNetModelConfig = field(default_factory=GravNetModelConfig)
+    garnet: GarNetModelConfig = field(default_factory=GarNetModelConfig)
+    edgeconv: EdgeConvModelConfig = field(default_factory=EdgeConvModelConfig)
+
+    def __post_init__(self) -> None:
+        if self.name not in ("gravnet", "garnet", "edgeconv"):
+            raise ConfigError(
+                f"model.name must be gravnet, garnet or edgeconv; got {self.name!r}"
+            )
+        _positive(self, "in_features", "n_showers")
