@@ -1,0 +1,408 @@
+"""k nearest neighbours within the events of a ragged batch.
+
+For points :math:`x_i \\in \\mathbb{R}^S` grouped into events by a sorted ``batch`` vector,
+:func:`knn` returns for every point :math:`i` the indices of the :math:`k` points :math:`j` of
+the same event with the smallest squared distance
+
+.. math::  d^2_{ij} = \\lVert x_i - x_j \\rVert^2 ,
+
+the point itself first (it is always included, also when other points coincide with it), the
+others nearest first. An event with fewer than ``k`` points leaves the missing slots as index
+``-1`` and distance ``inf``. The indices are integers and carry no gradient; the distances are
+recomputed in torch from the indices, so they are differentiable with respect to ``x`` (GravNet
+learns its space through them).
+
+Backends
+--------
+``"kdtree"``
+    scipy's :class:`scipy.spatial.cKDTree`, one tree per event, queries spread over
+    ``torch.get_num_threads()`` threads. Exact, O(N log N); the default on CPU.
+``"torch"``
+    chunked brute force in torch (``|q|^2 - 2 q.x + |x|^2`` by matrix product, then ``topk``),
+    on events grouped into blocks so that no temporary exceeds ``max_block`` elements; the default
+    on CUDA. Works on any device.
+``"torch_cluster"``
+    :func:`torch_cluster.knn` when that package is importable (used only when asked for).
+``"auto"``
+    ``"torch"`` for CUDA tensors, ``"kdtree"`` otherwise.
+
+Ties: the point itself is column 0 also when other points coincide with it; among points at the
+same distance the order, and at the k-th distance the choice, is backend dependent (the returned
+distances are the same for every backend). The ``"kdtree"`` backend orders by the distance
+computed in float64, the ``"torch"`` backend by the float32 expansion above, so the recomputed
+``dist2`` can be out of order by a rounding error between near-equal neighbours.
+
+Examples
+--------
+>>> import torch
+>>> from calo.nn import knn, knn_graph
+>>> x = torch.tensor([[0.0], [1.0], [3.0], [10.0], [11.0]])
+>>> batch = torch.tensor([0, 0, 0, 1, 1])
+>>> idx, d2 = knn(x, 3, batch)
+>>> idx.tolist()
+[[0, 1, 2], [1, 0, 2], [2, 1, 0], [3, 4, -1], [4, 3, -1]]
+>>> d2[3].tolist()
+[0.0, 1.0, inf]
+>>> knn_graph(x, 2, batch, loop=False).tolist()
+[[1, 2, 0, 2, 1, 0, 4, 3], [0, 0, 1, 1, 2, 2, 3, 4]]
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["batch_to_ptr", "gather_dist2", "knn", "knn_graph"]
+
+Backend = Literal["auto", "kdtree", "torch", "torch_cluster"]
+_BACKENDS = ("auto", "kdtree", "torch", "torch_cluster")
+
+
+def batch_to_ptr(batch: Tensor | None, num_points: int) -> Tensor:
+    """Return the event boundaries ``ptr [B + 1]`` of a sorted batch vector.
+
+    Parameters
+    ----------
+    batch:
+        ``[N]`` integer event index of every point, non-decreasing (as torch_geometric batches
+        are); ``None`` means one event.
+    num_points:
+        ``N``, the number of points.
+
+    Returns
+    -------
+    Tensor
+        ``[B + 1]`` int64 on the CPU; event ``b`` holds points ``ptr[b]:ptr[b + 1]``, with
+        ``B = batch.max() + 1`` (events without points are empty ranges).
+
+    Raises
+    ------
+    ValueError
+        If ``batch`` is not one-dimensional of length ``N``, not integer, negative or not sorted.
+
+    Examples
+    --------
+    >>> batch_to_ptr(torch.tensor([0, 0, 2]), 3).tolist()
+    [0, 2, 2, 3]
+    """
+    if batch is None:
+        return torch.tensor([0, num_points], dtype=torch.long)
+    if batch.dim() != 1 or batch.numel() != num_points:
+        raise ValueError(
+            f"batch must have shape [N] = [{num_points}], got {list(batch.shape)}; "
+            "pass the event index of every point (torch_geometric's Batch.batch)"
+        )
+    if batch.dtype.is_floating_point or batch.dtype == torch.bool:
+        raise ValueError(f"batch must be an integer tensor, got {batch.dtype}")
+    if num_points == 0:
+        return torch.zeros(1, dtype=torch.long)
+    b = batch.detach().to("cpu", torch.long)
+    if bool((b[1:] < b[:-1]).any()):
+        raise ValueError(
+            "batch must be sorted (non-decreasing), as torch_geometric batches are; "
+            "sort the points by event first"
+        )
+    if int(b[0]) < 0:
+        raise ValueError(f"batch must be non-negative, got minimum {int(b[0])}")
+    counts = torch.bincount(b, minlength=int(b[-1]) + 1)
+    ptr = torch.zeros(counts.numel() + 1, dtype=torch.long)
+    torch.cumsum(counts, 0, out=ptr[1:])
+    return ptr
+
+
+def gather_dist2(x: Tensor, idx: Tensor, y: Tensor | None = None) -> Tensor:
+    """Squared distances ``||y_i - x_{idx[i, m]}||^2`` recomputed from neighbour indices.
+
+    Differentiable with respect to ``x`` and ``y``; slots with ``idx == -1`` get ``inf`` (and no
+    gradient).
+
+    Parameters
+    ----------
+    x:
+        ``[N, S]`` points the indices refer to.
+    idx:
+        ``[M, k]`` int64 neighbour indices into ``x``, ``-1`` for missing.
+    y:
+        ``[M, S]`` query points; ``None`` means ``x`` (then ``M = N``).
+
+    Returns
+    -------
+    Tensor
+        ``[M, k]`` squared distances in the dtype of ``x``.
+
+    Examples
+    --------
+    >>> x = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+    >>> gather_dist2(x, torch.tensor([[0, 1], [1, -1]])).tolist()
+    [[0.0, 25.0], [0.0, inf]]
+    """
+    y = x if y is None else y
+    valid = idx >= 0
+    diff = x[idx.clamp(min=0)] - y.unsqueeze(1)
+    d2 = diff.pow(2).sum(-1)
+    return torch.where(valid, d2, torch.full_like(d2, float("inf")))
+
+
+def _check_inputs(x: Tensor, k: int) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 2:
+        raise ValueError(
+            f"x must have shape [N, S] (points x coordinates), got {list(x.shape)}; "
+            "use x.view(-1, 1) for one coordinate"
+        )
+    if not x.dtype.is_floating_point:
+        raise ValueError(f"x must be a floating-point tensor, got {x.dtype}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+
+
+def _resolve_backend(backend: str, x: Tensor) -> str:
+    if backend not in _BACKENDS:
+        raise ValueError(f"unknown knn backend {backend!r}; choose one of {list(_BACKENDS)}")
+    if backend == "auto":
+        return "torch" if x.device.type != "cpu" else "kdtree"
+    return backend
+
+
+def _knn_kdtree(x: Tensor, k: int, ptr: Tensor) -> np.ndarray:
+    """Neighbour indices [N, k] (int64, -1 missing) with one cKDTree per event."""
+    from scipy.spatial import cKDTree
+
+    xn = x.detach().cpu().numpy()
+    if not np.isfinite(xn).all():
+        raise ValueError("x contains NaN or inf; the kNN is undefined for non-finite points")
+    n_total = xn.shape[0]
+    out = np.full((n_total, k), -1, dtype=np.int64)
+    workers = max(1, torch.get_num_threads())
+    p = ptr.tolist()
+    for b in range(len(p) - 1):
+        lo, hi = p[b], p[b + 1]
+        n = hi - lo
+        if n == 0:
+            continue
+        kk = min(k, n)
+        pts = xn[lo:hi]
+        tree = cKDTree(pts, leafsize=16, balanced_tree=False, compact_nodes=False)
+        _, nb = tree.query(pts, k=kk, workers=workers if n > 2048 else 1)
+        if kk == 1:
+            nb = nb.reshape(n, 1)
+        out[lo:hi, :kk] = nb + lo
+    return out
+
+
+def _knn_torch(x: Tensor, k: int, ptr: Tensor, max_block: int) -> Tensor:
+    """Neighbour indices [N, k] (int64, -1 missing) by chunked brute force in torch."""
+    xd = x.detach()
+    if not bool(torch.isfinite(xd).all()):
+        raise ValueError("x contains NaN or inf; the kNN is undefined for non-finite points")
+    n_total = xd.shape[0]
+    out = torch.full((n_total, k), -1, dtype=torch.long, device=x.device)
+    sq = xd.pow(2).sum(-1)
+    p = ptr.tolist()
+    n_ev = len(p) - 1
+    inf = float("inf")
+    b = 0
+    while b < n_ev:
+        # group consecutive whole events while the masked [rows, cols] block stays small
+        e = b + 1
+        while e < n_ev and (p[e + 1] - p[b]) ** 2 <= max_block:
+            e += 1
+        lo, hi = p[b], p[e]
+        cols = hi - lo
+        if cols == 0:
+            b = e
+            continue
+        xc, sqc = xd[lo:hi], sq[lo:hi]
+        multi = e - b > 1
+        if multi:
+            ev_local = torch.repeat_interleave(
+                torch.arange(e - b, device=x.device),
+                torch.tensor([p[i + 1] - p[i] for i in range(b, e)], device=x.device),
+            )
+        rows = max(1, max_block // cols)
+        kk = min(k, cols)
+        for r0 in range(lo, hi, rows):
+            r1 = min(hi, r0 + rows)
+            d = torch.addmm(sqc.unsqueeze(0), xd[r0:r1], xc.t(), beta=1.0, alpha=-2.0)
+            d.add_(sq[r0:r1].unsqueeze(1))
+            # the point itself is always a neighbour, whatever the rounding of the expansion
+            diag = torch.arange(r1 - r0, device=x.device)
+            d[diag, diag + (r0 - lo)] = -1.0
+            if multi:
+                same = ev_local[r0 - lo : r1 - lo].unsqueeze(1) == ev_local.unsqueeze(0)
+                d.masked_fill_(~same, inf)
+            vals, nb = torch.topk(d, kk, dim=1, largest=False, sorted=True)
+            nb = nb + lo
+            if multi:
+                nb = torch.where(torch.isinf(vals), torch.full_like(nb, -1), nb)
+            out[r0:r1, :kk] = nb
+        b = e
+    return out
+
+
+def _knn_torch_cluster(x: Tensor, k: int, batch: Tensor | None) -> Tensor:
+    try:
+        import torch_cluster
+    except ImportError as err:
+        raise ImportError(
+            "backend='torch_cluster' needs the torch-cluster package; use backend='auto'"
+        ) from err
+    n_total = x.shape[0]
+    row, col = torch_cluster.knn(x.detach(), x.detach(), k, batch, batch)
+    order = torch.sort(row, stable=True).indices
+    row, col = row[order], col[order]
+    counts = torch.bincount(row, minlength=n_total)
+    slot = torch.arange(row.numel(), device=x.device) - torch.repeat_interleave(
+        torch.cumsum(counts, 0) - counts, counts
+    )
+    out = torch.full((n_total, k), -1, dtype=torch.long, device=x.device)
+    out[row, slot] = col
+    return out
+
+
+def _self_first(idx: Tensor) -> Tensor:
+    """Make column 0 the point itself, keeping the order of the other candidates.
+
+    The backends return candidates nearest first; only rows where the point has exact twins
+    (distance 0) can have it elsewhere or, with ``k`` or more twins, not at all; then it replaces
+    the last (farthest) valid candidate, which is also at distance 0.
+    """
+    n_total, k = idx.shape
+    self_idx = torch.arange(n_total, device=idx.device)
+    bad = (idx[:, 0] != self_idx).nonzero().squeeze(1)
+    if bad.numel() == 0:
+        return idx
+    sub = idx[bad]
+    me = bad.unsqueeze(1)
+    missing = ~(sub == me).any(1)
+    if bool(missing.any()):
+        last = ((sub >= 0).sum(1, keepdim=True) - 1).clamp(min=0)
+        sub = torch.where(missing.unsqueeze(1), sub.scatter(1, last, me), sub)
+    pos = torch.arange(k, device=idx.device).expand_as(sub)
+    key = torch.where(sub == me, torch.full_like(pos, -1), pos)
+    sub = torch.gather(sub, 1, torch.argsort(key, dim=1))
+    idx = idx.clone()
+    idx[bad] = sub
+    return idx
+
+
+def knn(
+    x: Tensor,
+    k: int,
+    batch: Tensor | None = None,
+    *,
+    backend: Backend = "auto",
+    max_block: int = 1 << 24,
+) -> tuple[Tensor, Tensor]:
+    """The ``k`` nearest points of the same event for every point (itself included).
+
+    Parameters
+    ----------
+    x:
+        ``[N, S]`` floating-point coordinates.
+    k:
+        Number of neighbours per point (the point itself counts as one).
+    batch:
+        ``[N]`` sorted event index of every point, or ``None`` for a single event.
+    backend:
+        ``"auto"`` (default), ``"kdtree"``, ``"torch"`` or ``"torch_cluster"``; see the module
+        docstring.
+    max_block:
+        Largest distance block (rows x columns) the ``"torch"`` backend builds at once; bounds
+        its temporary memory to about ``12 * max_block`` bytes for float32.
+
+    Returns
+    -------
+    idx:
+        ``[N, k]`` int64 neighbour indices into ``x``; column 0 is the point itself, the others
+        are nearest first; ``-1`` where the event has fewer than ``k`` points.
+    dist2:
+        ``[N, k]`` squared Euclidean distances in the dtype of ``x`` (``inf`` for missing
+        neighbours), differentiable with respect to ``x``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not ``[N, S]`` floating point, contains NaN/inf, ``k < 1``, ``batch`` is
+        malformed or unsorted, or ``backend`` is unknown.
+
+    Examples
+    --------
+    >>> x = torch.tensor([[0.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
+    >>> idx, d2 = knn(x, 2)
+    >>> idx.tolist(), d2.tolist()
+    ([[0, 1], [1, 0], [2, 1]], [[0.0, 1.0], [0.0, 1.0], [0.0, 41.0]])
+    """
+    _check_inputs(x, k)
+    n_total = x.shape[0]
+    ptr = batch_to_ptr(batch, n_total)
+    if batch is not None and batch.device != x.device:
+        raise ValueError(f"batch is on {batch.device} but x is on {x.device}")
+    if max_block < 1:
+        raise ValueError(f"max_block must be positive, got {max_block}")
+    which = _resolve_backend(backend, x)
+    if n_total == 0:
+        return (
+            torch.empty((0, k), dtype=torch.long, device=x.device),
+            torch.empty((0, k), dtype=x.dtype, device=x.device),
+        )
+    if which == "kdtree":
+        idx = torch.from_numpy(_knn_kdtree(x, k, ptr)).to(x.device)
+    elif which == "torch":
+        idx = _knn_torch(x, k, ptr, max_block)
+    else:
+        idx = _knn_torch_cluster(x, k, batch)
+    idx = _self_first(idx)
+    return idx, gather_dist2(x, idx)
+
+
+def knn_graph(
+    x: Tensor,
+    k: int,
+    batch: Tensor | None = None,
+    loop: bool = True,
+    *,
+    backend: Backend = "auto",
+) -> Tensor:
+    """k-nearest-neighbour graph as a torch_geometric ``edge_index``.
+
+    Every point ``i`` receives edges ``j -> i`` from its ``k`` nearest points of the same event
+    (``flow="source_to_target"``: row 0 is the neighbour ``j``, row 1 the centre ``i``), edges
+    grouped by centre, nearest first. With ``loop=True`` the point itself is one of the ``k``;
+    with ``loop=False`` it is excluded and ``k`` other points are used.
+
+    Parameters
+    ----------
+    x:
+        ``[N, S]`` coordinates.
+    k:
+        Number of incoming edges per point (fewer in events with too few points).
+    batch:
+        ``[N]`` sorted event index, or ``None`` for one event.
+    loop:
+        Whether the self-loop ``i -> i`` counts as one of the ``k`` edges.
+    backend:
+        As for :func:`knn`.
+
+    Returns
+    -------
+    Tensor
+        ``[2, E]`` int64 edge index, ``E <= N k``.
+
+    Examples
+    --------
+    >>> x = torch.tensor([[0.0], [1.0], [3.0]])
+    >>> knn_graph(x, 2).tolist()
+    [[0, 1, 1, 0, 2, 1], [0, 0, 1, 1, 2, 2]]
+    """
+    _check_inputs(x, k)
+    idx, _ = knn(x.detach(), k if loop else k + 1, batch, backend=backend)
+    if not loop:
+        idx = idx[:, 1:]
+    centre = torch.arange(x.shape[0], device=x.device).unsqueeze(1).expand_as(idx)
+    valid = idx >= 0
+    return torch.stack([idx[valid], centre[valid]], 0)
