@@ -1,0 +1,46 @@
+"""Read ROOT hit trees into torch_geometric ``Data``: schema, features, datasets, padded view.
+
+The public names are re-exported here; see ``docs/data_format.md`` for the tree format and the
+``Data`` fields.
+
+Examples
+--------
+>>> from calo.io import Schema, FeatureSpec
+>>> Schema().tree, FeatureSpec().n_features
+('events', 7)
+"""
+
+from calo.io.dataset import HitDataset
+from calo.io.features import AVAILABLE_FEATURES, DEFAULT_FEATURES, FeatureSpec, Normalization
+from calo.io.padded import TruncationReport, to_padded
+from calo.io.reader import (
+    ChunkInfo,
+    ReadPolicy,
+    chunk_to_data,
+    expand_paths,
+    iterate_events,
+    pad_particles,
+    read_data,
+)
+from calo.io.schema import Schema
+from calo.io.summary import SKIP_REASONS, ReadSummary
+
+__all__ = [
+    "AVAILABLE_FEATURES",
+    "DEFAULT_FEATURES",
+    "SKIP_REASONS",
+    "ChunkInfo",
+    "FeatureSpec",
+    "HitDataset",
+    "Normalization",
+    "ReadPolicy",
+    "ReadSummary",
+    "Schema",
+    "TruncationReport",
+    "chunk_to_data",
+    "expand_paths",
+    "iterate_events",
+    "pad_particles",
+    "read_data",
+    "to_padded",
+]
