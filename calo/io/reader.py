@@ -168,6 +168,11 @@ def expand_paths(paths: Paths) -> list[str]:
     return out
 
 
+def _why(e: BaseException) -> str:
+    """One-line ``Type: message`` of an exception from uproot or the decompressors."""
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
 def _open(path: str) -> Any:
     try:
         return uproot.open(path)
@@ -175,7 +180,7 @@ def _open(path: str) -> Any:
         raise DataError("file does not exist; check the path", file=path) from None
     except Exception as e:
         raise DataError(
-            f"cannot open as a ROOT file ({type(e).__name__}: {e}); the file is not ROOT, "
+            f"cannot open as a ROOT file ({_why(e)}); the file is not ROOT, "
             "truncated or corrupt: rewrite or re-download it",
             file=path,
         ) from None
@@ -186,7 +191,7 @@ def _get_tree(f: Any, path: str, schema: Schema) -> Any:
         classnames = f.classnames()
     except Exception as e:
         raise DataError(
-            f"cannot read the file's directory ({type(e).__name__}: {e}); the file is truncated "
+            f"cannot read the file's directory ({_why(e)}); the file is truncated "
             "or corrupt: rewrite or re-download it",
             file=path,
         ) from None
@@ -211,7 +216,7 @@ def _get_tree(f: Any, path: str, schema: Schema) -> Any:
         return f[schema.tree]
     except Exception as e:
         raise DataError(
-            f"cannot read the tree header ({type(e).__name__}: {e}); the file is truncated or "
+            f"cannot read the tree header ({_why(e)}); the file is truncated or "
             "corrupt: rewrite or re-download it",
             file=path,
             tree=schema.tree,
@@ -276,7 +281,7 @@ def _iter_file(
                 raise
             except Exception as e:
                 raise DataError(
-                    f"cannot read entries from {start} on ({type(e).__name__}: {e}); the file "
+                    f"cannot read entries from {start} on ({_why(e)}); the file "
                     "is truncated or corrupt: rewrite it, or read only the files that are intact",
                     file=path,
                     tree=schema.tree,
