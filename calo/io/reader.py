@@ -103,7 +103,7 @@ class ReadPolicy:
     on_negative_energy: Literal["skip", "clip", "error"] = "skip"
     on_too_many_hits: Literal["truncate", "skip", "error"] = "truncate"
     n_particles: int | None = None
-    step_size: str | int = "100 MB"
+    step_size: int | str = "100 MB"
 
     def __post_init__(self) -> None:
         from calo.errors import ConfigError

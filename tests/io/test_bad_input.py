@@ -275,3 +275,16 @@ def test_cli_style_message(tmp_path: Path) -> None:
     msg = str(err.value)
     assert "\n" not in msg
     assert msg.endswith(f"[file {p}, tree events, branch hit_truth, entry 1]")
+
+
+def test_tree_without_entries(tmp_path: Path) -> None:
+    p = tmp_path / "none.root"
+    with uproot.recreate(p) as f:
+        f.mktree(
+            "events",
+            {n: "var * float32" for n in ("hit_x", "hit_y", "hit_z", "hit_energy")}
+            | {"hit_truth": "var * int32"},
+        )
+    data, s = read_data(p, Schema(**BARE))
+    assert data == [] and s.events_read == 0 and s.files == [str(p)]
+    assert str(s).startswith("read 0 events (0 hits) from 1 file")

@@ -104,3 +104,15 @@ def test_dataloader_batching(calo_file: Path, events: dict) -> None:
     assert batch.event_id.tolist() == events["event"][:4].tolist()
     assert batch.weight.shape == (4,)
     torch.testing.assert_close(batch.particle_energy[1], ds[1].particle_energy[0])
+
+
+def test_read_policy_from_config() -> None:
+    from calo.config import apply_overrides, from_dict, to_dict
+
+    p = from_dict(ReadPolicy, {"max_hits": 128, "step_size": 1000})
+    assert p.step_size == 1000 and p.on_too_many_hits == "truncate"
+    p = apply_overrides(p, ["step_size=10 MB", "on_negative_energy=clip"])
+    assert p.step_size == "10 MB" and p.on_negative_energy == "clip"
+    assert from_dict(ReadPolicy, to_dict(p)) == p
+    with pytest.raises(ConfigError, match="on_negative_energy"):
+        apply_overrides(p, ["on_negative_energy=abs"])
