@@ -52,6 +52,7 @@ __all__ = [
     "ReadPolicy",
     "chunk_to_data",
     "expand_paths",
+    "iter_data",
     "iterate_events",
     "pad_particles",
     "read_data",
@@ -788,6 +789,74 @@ def read_data(
     return _read(
         paths, schema or Schema(), policy, features or FeatureSpec(), normalization, progress
     )
+
+
+def iter_data(
+    paths: Paths,
+    schema: Schema | None = None,
+    *,
+    summary: ReadSummary | None = None,
+    features: FeatureSpec | None = None,
+    normalization: Normalization | None = None,
+    **policy: Any,
+) -> Iterator[Data]:
+    """Stream ``Data`` objects chunk by chunk, with memory bounded by one chunk.
+
+    Unlike :func:`read_data`, the number of truth columns ``K`` is fixed per chunk, not per
+    read: give ``n_particles`` when events from different chunks are batched together.
+
+    Parameters
+    ----------
+    paths, schema, features, normalization:
+        As for :func:`read_data`.
+    summary:
+        A :class:`ReadSummary` that the counts are added to while the stream is consumed.
+    **policy:
+        Fields of :class:`ReadPolicy` (``max_events=``, ``max_hits=``, ``step_size=``, ...).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, awkward as ak, uproot
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.root"
+    >>> hits = ak.zip({"x": [[1.0], [2.0, 3.0], []], "y": [[0.0], [0.0, 0.0], []],
+    ...                "z": [[0.0], [0.0, 0.0], []], "energy": [[1.0], [1.0, 1.0], []]})
+    >>> with uproot.recreate(p) as f:
+    ...     _ = f.mktree("events", {"hit": hits.type})
+    ...     f["events"].extend({"hit": hits})
+    >>> s = Schema(layer=None, dx=None, dy=None, dz=None, noise=None, event_id=None,
+    ...            particle_energy=None, particle_pdg=None, particle_deposited=None,
+    ...            particle_x=None, particle_y=None)
+    >>> summary = ReadSummary()
+    >>> [d.num_nodes for d in iter_data(p, s, summary=summary, require_truth=False,
+    ...                                 step_size=1)]
+    [1, 2]
+    >>> summary.skipped
+    {'empty': 1}
+    """
+    pol = ReadPolicy(**policy)
+    schema = schema or Schema()
+    features = features or FeatureSpec()
+    summary = summary if summary is not None else ReadSummary()
+    n_out = 0
+    for path in expand_paths(paths):
+        summary.files.append(path)
+        for arr, info, plan in _iter_file(path, schema, pol.step_size, pol.require_truth):
+            left = None if pol.max_events is None else pol.max_events - n_out
+            chunk = chunk_to_data(
+                arr,
+                info,
+                schema,
+                pol,
+                features=features,
+                normalization=normalization,
+                summary=summary,
+                limit=left,
+                _plan_=plan,
+            )
+            n_out += len(chunk)
+            yield from chunk
+            if pol.max_events is not None and n_out >= pol.max_events:
+                return
 
 
 def _read(

@@ -215,3 +215,18 @@ def test_schema_from_yaml(tmp_path: Path) -> None:
     assert s.cell_size == (1.0, 2.0, 3.0) and s.noise is None
     y.write_text("truth_fractions: [f0, f1]\n")
     assert Schema.from_yaml(y).truth_fractions == ["f0", "f1"]
+
+
+def test_iter_data_streams_the_same_events(calo_file: Path) -> None:
+    from calo.io import ReadSummary, iter_data
+
+    whole, s_whole = read_data(calo_file, max_hits=12)
+    s = ReadSummary()
+    stream = iter_data(calo_file, summary=s, step_size=4, max_hits=12)
+    first = next(stream)
+    assert s.events_read == 4  # only the first chunk has been read so far
+    rest = list(stream)
+    assert len(rest) + 1 == len(whole)
+    for a, b in zip([first, *rest], whole, strict=True):
+        assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+    assert s.to_dict() == s_whole.to_dict()
