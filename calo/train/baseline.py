@@ -61,8 +61,8 @@ class BaselineConfig:
     2.0
     """
 
-    radius: float = 1.5
-    min_seed_distance: float = 3.0
+    radius: float = 1.0
+    min_seed_distance: float = 1.5
     iterations: int = 10
     slope_damping: float = 25.0
 

@@ -1,0 +1,204 @@
+"""Configuration of a training run: model, data, optimiser, trainer and baseline.
+
+:class:`TrainConfig` nests one dataclass per component. It loads from YAML with
+:func:`calo.config.load_yaml`, takes ``key.sub=value`` overrides with
+:func:`calo.config.apply_overrides`, and is written as ``config.yaml`` into every run folder.
+
+Examples
+--------
+>>> from calo.config import apply_overrides
+>>> cfg = apply_overrides(TrainConfig(), ["model.name=garnet", "optim.lr=1e-3"])
+>>> cfg.model.name, cfg.optim.lr
+('garnet', 0.001)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from calo.errors import ConfigError
+from calo.models.config import ModelConfig
+from calo.train.baseline import BaselineConfig
+
+__all__ = ["DataConfig", "OptimConfig", "TrainConfig", "TrainerConfig"]
+
+
+@dataclass
+class DataConfig:
+    """Where the events come from and how they are batched.
+
+    Attributes
+    ----------
+    files:
+        ROOT files or glob patterns. Empty: the built-in data, ``n_events`` two-shower events
+        generated with :mod:`calo.sim` (seed ``sim_seed``) into ``cache_dir`` once.
+    n_events:
+        Number of built-in events (ignored with ``files``).
+    sim_seed:
+        Seed of the built-in simulation.
+    cache_dir:
+        Folder of the built-in data file (``""``: ``$CALO_CACHE`` or ``~/.cache/calo``).
+    max_events:
+        Read at most this many events from ``files`` (0: all).
+    val_fraction:
+        Fraction of events held out for validation and the final metrics.
+    batch_size:
+        Events per batch (per process).
+    num_workers:
+        DataLoader worker processes.
+    split_seed:
+        Seed of the train/validation split.
+
+    Examples
+    --------
+    >>> DataConfig().batch_size > 0
+    True
+    """
+
+    files: list[str] = field(default_factory=list)
+    n_events: int = 3000
+    sim_seed: int = 20190227
+    cache_dir: str = ""
+    max_events: int = 0
+    val_fraction: float = 0.2
+    batch_size: int = 16
+    num_workers: int = 0
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_events < 2:
+            raise ConfigError(f"data.n_events must be >= 2, got {self.n_events}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.batch_size < 1:
+            raise ConfigError(f"data.batch_size must be >= 1, got {self.batch_size}")
+        if self.num_workers < 0 or self.max_events < 0:
+            raise ConfigError("data.num_workers and data.max_events must be >= 0")
+
+
+@dataclass
+class OptimConfig:
+    """Adam optimiser and learning-rate schedule.
+
+    ``scheduler="cosine"`` anneals the rate to ``lr * min_lr_factor`` over ``trainer.max_epochs``;
+    ``"none"`` keeps it constant.
+
+    Examples
+    --------
+    >>> OptimConfig().scheduler
+    'cosine'
+    """
+
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    scheduler: Literal["none", "cosine"] = "cosine"
+    min_lr_factor: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+        if self.scheduler not in ("none", "cosine"):
+            raise ConfigError(f"optim.scheduler must be none or cosine, got {self.scheduler!r}")
+        if not 0 < self.min_lr_factor <= 1:
+            raise ConfigError(f"optim.min_lr_factor must be in (0, 1], got {self.min_lr_factor}")
+
+
+@dataclass
+class TrainerConfig:
+    """Options of the Lightning ``Trainer`` and of the run.
+
+    Attributes
+    ----------
+    max_epochs, max_steps:
+        Stop after this many epochs / optimiser steps (-1: no step limit).
+    accelerator, devices, strategy:
+        Passed to Lightning (``"auto"`` picks CUDA when present); ``devices`` is ``"auto"`` or a
+        count; ``strategy="ddp"`` with ``accelerator="cpu"`` runs data-parallel CPU processes.
+    precision:
+        Lightning precision string.
+    seed:
+        Global seed (``seed_everything``, workers included).
+    early_stopping_patience:
+        Epochs without improvement of the validation loss before stopping (0: off).
+    limit_train_batches, limit_val_batches:
+        Fraction (<= 1.0) or number of batches per epoch.
+    progress_bar:
+        Show Lightning's progress bar.
+    log_every_n_steps:
+        Logging interval.
+    threads:
+        ``torch.set_num_threads`` on CPU (0: leave torch's default).
+
+    Examples
+    --------
+    >>> TrainerConfig().accelerator
+    'auto'
+    """
+
+    max_epochs: int = 12
+    max_steps: int = -1
+    accelerator: str = "auto"
+    devices: str = "auto"
+    strategy: str = "auto"
+    precision: str = "32-true"
+    seed: int = 0
+    early_stopping_patience: int = 4
+    limit_train_batches: float = 1.0
+    limit_val_batches: float = 1.0
+    progress_bar: bool = True
+    log_every_n_steps: int = 10
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_epochs < 1:
+            raise ConfigError(f"trainer.max_epochs must be >= 1, got {self.max_epochs}")
+        if self.max_steps < -1 or self.max_steps == 0:
+            raise ConfigError(f"trainer.max_steps must be -1 or >= 1, got {self.max_steps}")
+        dev = str(self.devices)
+        if dev != "auto" and not (dev.isdigit() and int(dev) > 0) and dev != "-1":
+            raise ConfigError(f"trainer.devices must be 'auto', -1 or a positive count, got {dev!r}")
+        self.devices = dev
+        if self.accelerator not in ("auto", "cpu", "gpu", "cuda", "mps"):
+            raise ConfigError(
+                f"trainer.accelerator must be auto, cpu, gpu, cuda or mps, got {self.accelerator!r}"
+            )
+        if self.early_stopping_patience < 0 or self.threads < 0:
+            raise ConfigError("trainer.early_stopping_patience and trainer.threads must be >= 0")
+        for name in ("limit_train_batches", "limit_val_batches"):
+            v = getattr(self, name)
+            if not v > 0 or (v > 1 and not float(v).is_integer()):
+                raise ConfigError(
+                    f"trainer.{name} must be a fraction in (0, 1] or a whole number of batches, "
+                    f"got {v}"
+                )
+        if self.log_every_n_steps < 1:
+            raise ConfigError(f"trainer.log_every_n_steps must be >= 1, got {self.log_every_n_steps}")
+
+    def lightning_devices(self) -> int | str:
+        """``devices`` as Lightning wants it (an int count or ``"auto"``)."""
+        return self.devices if self.devices == "auto" else int(self.devices)
+
+
+@dataclass
+class TrainConfig:
+    """A whole training run.
+
+    Examples
+    --------
+    >>> TrainConfig().model.name
+    'gravnet'
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    shared_threshold: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.shared_threshold < 0.5:
+            raise ConfigError(f"shared_threshold must be in (0, 0.5), got {self.shared_threshold}")

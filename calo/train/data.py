@@ -1,0 +1,204 @@
+"""Training data: the built-in simulated sample and a Lightning data module.
+
+:func:`builtin_data_file` simulates two-shower events with :mod:`calo.sim` (fixed seed) into a
+cache file once and returns its path. :class:`CaloDataModule` reads ROOT files with
+:class:`calo.io.HitDataset`, splits them into training and validation events (seeded), fits the
+feature normalisation on the training events (or applies a given one, e.g. from a checkpoint)
+and serves torch_geometric batches.
+
+Examples
+--------
+>>> from calo.train.config import DataConfig
+>>> dm = CaloDataModule(DataConfig(files=["a.root"]))
+>>> dm.config.batch_size
+16
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch_geometric.data import Data
+from torch_geometric.loader import DataLoader
+
+from calo.errors import DataError
+from calo.train.config import DataConfig
+
+__all__ = ["CaloDataModule", "builtin_data_file", "check_truth", "default_cache_dir", "split_indices"]
+
+
+def default_cache_dir() -> Path:
+    """``$CALO_CACHE`` if set, else ``~/.cache/calo``.
+
+    Examples
+    --------
+    >>> default_cache_dir().name in ("calo", os.environ.get("CALO_CACHE", "calo").split("/")[-1])
+    True
+    """
+    env = os.environ.get("CALO_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "calo"
+
+
+def builtin_data_file(n_events: int, seed: int, cache_dir: str | Path = "") -> Path:
+    """Path of the built-in two-shower sample, simulated (atomically) if it is not cached.
+
+    The file name holds the event count, the seed and a hash of the default simulation
+    configuration, so a changed simulation never reuses a stale file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> builtin_data_file(4, 1, tempfile.mkdtemp()).suffix
+    '.root'
+    """
+    from calo import __version__
+    from calo.config import to_dict
+    from calo.sim import SimConfig
+    from calo.sim.writer import write_root
+
+    cfg = SimConfig()
+    tag = hashlib.sha1(
+        json.dumps([to_dict(cfg), __version__], sort_keys=True, default=str).encode()
+    ).hexdigest()[:10]
+    folder = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = folder / f"twoshower_{n_events}ev_seed{seed}_{tag}.root"
+    if path.is_file():
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.root")
+    write_root(tmp, config=cfg, n_events=n_events, seed=seed, write_config=False)
+    os.replace(tmp, path)
+    return path
+
+
+def check_truth(events: list[Data], source: str) -> None:
+    """Raise :class:`~calo.errors.DataError` unless the events carry usable truth fractions.
+
+    Examples
+    --------
+    >>> check_truth([Data(x=torch.zeros(1, 1))], "mem")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    calo.errors.DataError: ...
+    """
+    if not events:
+        raise DataError("no events to train or evaluate on", file=source)
+    for i, d in enumerate(events):
+        for name in ("y", "energy", "pos"):
+            if getattr(d, name, None) is None:
+                raise DataError(
+                    f"event has no {name!r}: training and evaluation need truth fractions "
+                    "(hit_frac_*), hit energies and positions",
+                    file=source,
+                    entry=i,
+                )
+        if d.y.dim() != 2 or d.y.shape[0] != d.num_nodes:
+            raise DataError(f"truth y has shape {tuple(d.y.shape)}, expected [N, K]", file=source, entry=i)
+    if not any(bool((d.y > 0).any()) for d in events):
+        raise DataError(
+            "no hit has a nonzero truth fraction (hit_frac_* all zero): nothing to learn",
+            file=source,
+        )
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded random split of ``range(n)`` into training and validation indices.
+
+    Examples
+    --------
+    >>> tr, va = split_indices(10, 0.2, 0)
+    >>> len(tr), len(va), sorted(tr + va) == list(range(10))
+    (8, 2, True)
+    """
+    n_val = min(max(1, round(n * val_fraction)), n - 1)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    return sorted(perm[n_val:]), sorted(perm[:n_val])
+
+
+class CaloDataModule(L.LightningDataModule):
+    """Lightning data module over ROOT files or the built-in sample.
+
+    Parameters
+    ----------
+    config:
+        :class:`~calo.train.config.DataConfig`.
+    normalization:
+        A :class:`calo.io.Normalization` dict to apply (``None``: fit on the training events).
+
+    Examples
+    --------
+    >>> CaloDataModule(DataConfig()).normalization is None
+    True
+    """
+
+    def __init__(self, config: DataConfig, normalization: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.normalization = dict(normalization) if normalization is not None else None
+        self.train_set: Any = None
+        self.val_set: Any = None
+        self.n_features: int | None = None
+        self.n_showers: int | None = None
+        self.read_summary: Any = None
+
+    def files(self) -> list[str]:
+        """The input files (the built-in sample's path when ``config.files`` is empty)."""
+        if self.config.files:
+            return [str(f) for f in self.config.files]
+        return [str(builtin_data_file(self.config.n_events, self.config.sim_seed, self.config.cache_dir))]
+
+    def prepare_data(self) -> None:
+        """Simulate the built-in sample if needed (Lightning calls this on one process)."""
+        if not self.config.files:
+            builtin_data_file(self.config.n_events, self.config.sim_seed, self.config.cache_dir)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read, check, split and normalise the events."""
+        if self.train_set is not None:
+            return
+        from calo.io import HitDataset, Normalization
+
+        files = self.files()
+        kw: dict[str, Any] = {}
+        if self.config.max_events:
+            kw["max_events"] = self.config.max_events
+        raw = HitDataset(files, normalization=None, **kw)
+        self.read_summary = raw.summary
+        check_truth(raw.data, ", ".join(files))
+        if len(raw) < 2:
+            raise DataError(f"need at least 2 events to split, got {len(raw)}", file=", ".join(files))
+        tr, va = split_indices(len(raw), self.config.val_fraction, self.config.split_seed)
+        norm: Any = "fit" if self.normalization is None else Normalization.from_dict(self.normalization)
+        self.train_set = HitDataset([raw[i] for i in tr], normalization=norm, features=raw.features)
+        self.normalization = self.train_set.normalization.to_dict()
+        self.val_set = HitDataset(
+            [raw[i] for i in va], normalization=self.train_set.normalization, features=raw.features
+        )
+        self.n_features = raw.features.n_features
+        self.n_showers = raw.n_particles
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches (reshuffled every epoch, seeded by ``seed_everything``)."""
+        return DataLoader(
+            self.train_set,
+            batch_size=self.config.batch_size,
+            shuffle=True,
+            num_workers=self.config.num_workers,
+            persistent_workers=self.config.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches in file order."""
+        return DataLoader(
+            self.val_set,
+            batch_size=self.config.batch_size,
+            shuffle=False,
+            num_workers=self.config.num_workers,
+            persistent_workers=self.config.num_workers > 0,
+        )

@@ -1,0 +1,136 @@
+"""The Lightning module: one of the paper's models trained on the energy-fraction loss.
+
+The module knows the model, the loss and the optimiser; the loop, devices, DDP, checkpointing
+and progress bars are Lightning's. The training and validation loss is the paper's loss taken
+with the best assignment of predicted columns to truth showers per event
+(:func:`calo.train.losses.permutation_invariant_loss`), so the order in which a file lists the
+particles does not matter.
+
+Examples
+--------
+>>> from calo.config import to_dict
+>>> from calo.train.config import TrainConfig
+>>> module = FractionModule(to_dict(TrainConfig()))
+>>> type(module.model).__name__
+'GravNetModel'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from calo.config import from_dict, to_dict
+from calo.models import build_model
+from calo.train.checkpoint import CHECKPOINT_FORMAT
+from calo.train.config import TrainConfig
+from calo.train.losses import permutation_invariant_loss
+
+__all__ = ["FractionModule"]
+
+
+class FractionModule(L.LightningModule):
+    """LightningModule around :func:`calo.models.build_model`.
+
+    Parameters
+    ----------
+    config:
+        The resolved :class:`~calo.train.config.TrainConfig` as a plain dict.
+    normalization:
+        The feature normalisation (``Normalization.to_dict()``) the model was trained with;
+        stored in the checkpoint.
+
+    Attributes
+    ----------
+    history:
+        Per-epoch ``epoch``, ``train_loss``, ``val_loss`` and ``lr`` (kept in checkpoints).
+
+    Examples
+    --------
+    >>> from calo.config import to_dict
+    >>> FractionModule(to_dict(TrainConfig())).history["epoch"]
+    []
+    """
+
+    def __init__(self, config: Mapping[str, Any], normalization: Mapping[str, Any] | None = None):
+        super().__init__()
+        self.cfg: TrainConfig = from_dict(TrainConfig, dict(config))
+        self.config_dict = to_dict(self.cfg)
+        self.normalization = dict(normalization) if normalization is not None else {}
+        self.model = build_model(self.cfg.model)
+        self.history: dict[str, list[float]] = {
+            "epoch": [],
+            "train_loss": [],
+            "val_loss": [],
+            "lr": [],
+        }
+
+    def forward(self, data: Any) -> Tensor:
+        """Fractions ``[N, K]`` of a torch_geometric batch."""
+        return self.model(data)
+
+    def _loss(self, data: Any) -> Tensor:
+        pred = self.model(data)
+        return permutation_invariant_loss(
+            pred, data.y, data.energy, data.batch, data.num_graphs
+        ).loss
+
+    def training_step(self, data: Any, batch_idx: int) -> Tensor:
+        """Loss of one batch; logged per step and per epoch."""
+        loss = self._loss(data)
+        self.log(
+            "train_loss", loss, on_step=True, on_epoch=True, prog_bar=True,
+            batch_size=data.num_graphs, sync_dist=True,
+        )  # fmt: skip
+        return loss
+
+    def validation_step(self, data: Any, batch_idx: int) -> Tensor:
+        """Validation loss of one batch (epoch mean logged as ``val_loss``)."""
+        loss = self._loss(data)
+        self.log("val_loss", loss, prog_bar=True, batch_size=data.num_graphs, sync_dist=True)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        """Append the epoch's losses to :attr:`history` (after validation has run)."""
+        m = self.trainer.callback_metrics
+        get = lambda k: float(m[k]) if k in m else math.nan  # noqa: E731
+        self.history["epoch"].append(float(self.current_epoch))
+        self.history["train_loss"].append(get("train_loss_epoch"))
+        self.history["val_loss"].append(get("val_loss"))
+        opt = self.optimizers()
+        opt = opt.optimizer if hasattr(opt, "optimizer") else opt
+        self.history["lr"].append(float(opt.param_groups[0]["lr"]))
+
+    def configure_optimizers(self) -> Any:
+        """Adam, with an optional cosine schedule over ``trainer.max_epochs``."""
+        o = self.cfg.optim
+        opt = torch.optim.Adam(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        if o.scheduler == "none":
+            return opt
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=self.cfg.trainer.max_epochs, eta_min=o.lr * o.min_lr_factor
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the plain-type ``"calo"`` entry (config, normalisation, history)."""
+        from calo import __version__
+
+        checkpoint["calo"] = {
+            "format": CHECKPOINT_FORMAT,
+            "version": __version__,
+            "config": self.config_dict,
+            "normalization": self.normalization,
+            "history": {k: list(v) for k, v in self.history.items()},
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore :attr:`history` when resuming."""
+        hist = checkpoint.get("calo", {}).get("history")
+        if isinstance(hist, dict):
+            self.history = {k: list(v) for k, v in hist.items()}

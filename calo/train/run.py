@@ -1,0 +1,324 @@
+"""A whole training run and the evaluation of a finished run, as library functions.
+
+:func:`train` sets up Lightning (seeded, atomic checkpoints, early stopping, CPU or CUDA),
+fits, then evaluates the best checkpoint next to the classical baseline on the validation
+events and writes the run folder::
+
+    OUT/config.yaml            resolved configuration
+    OUT/checkpoints/last.ckpt  latest state (for --resume); best.ckpt lowest validation loss
+    OUT/logs/                  Lightning's CSV log
+    OUT/metrics.json           model and baseline metrics, loss history, timing
+    OUT/plots/*.png            loss curves, response vs energy, event displays
+
+:func:`evaluate_run` re-evaluates a run folder or checkpoint, optionally on other files.
+
+Examples
+--------
+>>> from calo.train.config import TrainConfig
+>>> cfg = resolve_config(None, ["model.name=garnet"], resume_dir=None)
+>>> cfg.model.name
+'garnet'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from calo.config import apply_overrides, load_yaml, save_yaml, to_dict
+from calo.errors import CheckpointError, ConfigError
+from calo.train.checkpoint import AtomicCheckpointIO, read_checkpoint, resolve_checkpoint
+from calo.train.config import DataConfig, TrainConfig
+from calo.train.data import CaloDataModule
+from calo.train.evaluate import evaluate, format_comparison, load_model
+from calo.train.module import FractionModule
+
+__all__ = ["compare", "evaluate_run", "resolve_config", "train", "write_results"]
+
+
+def resolve_config(
+    config_path: str | Path | None, overrides: list[str] | None, resume_dir: Path | None
+) -> TrainConfig:
+    """The run configuration: the run folder's ``config.yaml`` when resuming, else the YAML
+    file (or the defaults), with ``key=value`` overrides applied last.
+
+    Examples
+    --------
+    >>> resolve_config(None, ["trainer.max_epochs=3"], None).trainer.max_epochs
+    3
+    """
+    if resume_dir is not None and config_path is None:
+        saved = resume_dir / "config.yaml"
+        if not saved.is_file():
+            raise CheckpointError("cannot resume: the run folder has no config.yaml", file=resume_dir)
+        return load_yaml(TrainConfig, saved, overrides)
+    if config_path is not None:
+        return load_yaml(TrainConfig, config_path, overrides)
+    return apply_overrides(TrainConfig(), overrides)
+
+
+def _limit(v: float) -> int | float:
+    return int(v) if v > 1 else float(v)
+
+
+def compare(methods: dict[str, Any]) -> dict[str, bool]:
+    """Whether the model's response spread (RMS and robust width, all and shared hits) and loss
+    are smaller than the baseline's.
+
+    Examples
+    --------
+    >>> s = lambda r: {"loss": r, "response": {"rms": r, "width": r},
+    ...                "response_shared": {"rms": r, "width": r}}
+    >>> compare({"model": s(0.1), "baseline": s(0.2)})["all"]
+    True
+    """
+    m, b = methods["model"], methods["baseline"]
+    out = {
+        "loss": m["loss"] < b["loss"],
+        "rms": m["response"]["rms"] < b["response"]["rms"],
+        "width": m["response"]["width"] < b["response"]["width"],
+        "shared_rms": m["response_shared"]["rms"] < b["response_shared"]["rms"],
+        "shared_width": m["response_shared"]["width"] < b["response_shared"]["width"],
+    }
+    out["all"] = all(out.values())
+    return out
+
+
+def _environment() -> dict[str, str]:
+    import lightning
+    import torch_geometric
+
+    from calo import __version__
+
+    return {
+        "calo": __version__,
+        "torch": torch.__version__,
+        "torch_geometric": torch_geometric.__version__,
+        "lightning": lightning.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "cpu_count": str(__import__("os").cpu_count()),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def write_results(
+    out: Path,
+    result: dict[str, Any],
+    history: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+    plots: bool = True,
+) -> dict[str, Any]:
+    """Write ``metrics.json`` and the plots of an evaluation into ``out``; return the metrics.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> s = {"loss": 0.1, "n_events": 1, "response": {"rms": 0.1, "width": 0.1},
+    ...      "response_shared": {"rms": 0.1, "width": 0.1}}
+    >>> m = write_results(Path(tempfile.mkdtemp()), {"methods": {"baseline": s}}, {}, plots=False)
+    >>> sorted(m)[:3]
+    ['environment', 'history', 'methods']
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    metrics: dict[str, Any] = {
+        "methods": result["methods"],
+        "history": history,
+        "environment": _environment(),
+        **(extra or {}),
+    }
+    if "model" in result["methods"]:
+        metrics["model_beats_baseline"] = compare(result["methods"])
+
+    def clean(o: Any) -> Any:
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, list | tuple):
+            return [clean(v) for v in o]
+        return o
+
+    (out / "metrics.json").write_text(json.dumps(clean(metrics), indent=2))
+    if plots:
+        from calo.plots.performance import save_performance_plots
+
+        save_performance_plots(out / "plots", result, history)
+    return metrics
+
+
+def train(
+    config: TrainConfig, out: str | Path, resume: bool = False, plots: bool = True
+) -> dict[str, Any] | None:
+    """Train, then evaluate the best checkpoint against the baseline and write the run folder.
+
+    Parameters
+    ----------
+    config:
+        The run configuration.
+    out:
+        Run folder.
+    resume:
+        Continue from ``OUT/checkpoints/last.ckpt`` (optimiser, epoch and history restored).
+    plots:
+        Draw the PNG figures.
+
+    Returns
+    -------
+    dict or None
+        The metrics written to ``metrics.json`` (``None`` on non-zero ranks of a DDP run).
+    """
+    out = Path(out)
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    normalization = None
+    if resume:
+        meta = read_checkpoint(last)["calo"]
+        normalization = meta["normalization"]
+    elif last.exists():
+        raise ConfigError(
+            f"run folder {out} already has a checkpoint; use --resume to continue it or choose "
+            "another --out"
+        )
+    t = config.trainer
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    L.seed_everything(t.seed, workers=True, verbose=False)
+    dm = CaloDataModule(config.data, normalization)
+    dm.prepare_data()
+    dm.setup("fit")
+    config.model.in_features = int(dm.n_features)
+    config.model.n_showers = int(dm.n_showers)
+    module = FractionModule(to_dict(config), dm.normalization)
+    callbacks: list[Any] = [
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="best",
+            monitor="val_loss",
+            mode="min",
+            save_top_k=1,
+            save_last=True,
+            enable_version_counter=False,
+        )
+    ]
+    if t.early_stopping_patience:
+        callbacks.append(EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience))
+    trainer = L.Trainer(
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        accelerator=t.accelerator,
+        devices=t.lightning_devices(),
+        strategy=t.strategy,
+        precision=t.precision,
+        callbacks=callbacks,
+        logger=CSVLogger(out, name="logs", version=""),
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=t.log_every_n_steps,
+        limit_train_batches=_limit(t.limit_train_batches),
+        limit_val_batches=_limit(t.limit_val_batches),
+        plugins=[AtomicCheckpointIO()],
+        num_sanity_val_steps=0,
+        deterministic=False,
+    )
+    if trainer.is_global_zero:
+        save_yaml(config, out / "config.yaml")
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
+    seconds = time.perf_counter() - start
+    if not trainer.is_global_zero:
+        return None
+    best = ckpt_dir / "best.ckpt"
+    model, _, _, history = load_model(best if best.is_file() else last)
+    device = module.device if module.device.type != "cpu" else "cpu"
+    result = evaluate(
+        model,
+        dm.val_set.data,
+        config.baseline,
+        batch_size=config.data.batch_size,
+        shared_threshold=config.shared_threshold,
+        device=device,
+        keep_events=4,
+    )
+    metrics = write_results(
+        out,
+        result,
+        history,
+        {
+            "model": config.model.name,
+            "checkpoint": str(best if best.is_file() else last),
+            "train_seconds": seconds,
+            "epochs_run": int(trainer.current_epoch),
+            "data": {
+                "files": dm.files(),
+                "n_train": len(dm.train_set),
+                "n_val": len(dm.val_set),
+                "read_summary": str(dm.read_summary),
+            },
+        },
+        plots=plots,
+    )
+    print(f"\ncalo-train: {config.model.name} on {len(dm.val_set)} validation events")
+    print(format_comparison(result["methods"]))
+    print(f"model beats baseline: {metrics['model_beats_baseline']}")
+    print(f"run folder: {out} (training {seconds:.0f} s)")
+    return metrics
+
+
+def evaluate_run(
+    run_or_checkpoint: str | Path,
+    files: list[str] | None = None,
+    out: str | Path | None = None,
+    plots: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a run folder or checkpoint against the baseline and write metrics and plots.
+
+    Without ``files`` the run's own validation events are used (same data configuration and
+    split); with ``files`` all their events, normalised with the checkpoint's normalisation.
+    ``out`` defaults to ``<run>/evaluation``.
+    """
+    from calo.io import HitDataset
+
+    ckpt = resolve_checkpoint(run_or_checkpoint)
+    model, cfg, normalization, history = load_model(ckpt)
+    if files:
+        dm = CaloDataModule(DataConfig(files=list(files)), normalization)
+        ds = HitDataset(dm.files(), normalization=normalization)
+        from calo.train.data import check_truth
+
+        check_truth(ds.data, ", ".join(files))
+        events = ds.data
+        if ds.n_particles != cfg.model.n_showers:
+            raise ConfigError(
+                f"the files have {ds.n_particles} truth showers per event, the model predicts "
+                f"{cfg.model.n_showers}"
+            )
+    else:
+        dm = CaloDataModule(cfg.data, normalization)
+        dm.setup()
+        events = dm.val_set.data
+    result = evaluate(
+        model, events, cfg.baseline, cfg.data.batch_size, cfg.shared_threshold, keep_events=4
+    )
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    out = Path(out) if out is not None else run_dir / "evaluation"
+    metrics = write_results(
+        out,
+        result,
+        history,
+        {"model": cfg.model.name, "checkpoint": str(ckpt), "data": {"files": files or dm.files()}},
+        plots=plots,
+    )
+    print(format_comparison(result["methods"]))
+    print(f"written to {out}")
+    return metrics
