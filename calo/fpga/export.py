@@ -1,13 +1,35 @@
-"""Export a fixed-point GarNet to C++ for hls4ml's ``nnet_garnet.h``, and run it with g++."""
+"""Export a fixed-point GarNet to C++ for hls4ml's ``nnet_garnet.h``, and run it with g++.
+
+:func:`write_hls_header` writes the weight arrays and config struct(s) in the form the header
+takes; :func:`harness_source`, :func:`build_harness` and :func:`run_harness` compile a small
+program against the hls4ml wheel's ``ap_types`` and ``nnet_utils`` folders and run it on
+test vectors, so that the numba reference can be compared with the firmware's C++ bit for bit.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
-from calo.errors import FixedPointError
+import numpy as np
+from numpy.typing import NDArray
 
-__all__ = ["hls4ml_include_dirs"]
+from calo.errors import ConfigError, FixedPointError
+from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
+from calo.fpga.reference import FixedGarNet
+
+__all__ = [
+    "build_harness",
+    "harness_source",
+    "hls4ml_include_dirs",
+    "hls_header_text",
+    "run_harness",
+    "write_hls_header",
+    "write_test_vectors",
+]
 
 
 def hls4ml_include_dirs() -> list[Path]:
@@ -35,3 +57,327 @@ def hls4ml_include_dirs() -> list[Path]:
         if not d.is_dir():
             raise FixedPointError(f"hls4ml installation has no folder {d}")
     return dirs
+
+
+# ---------------------------------------------------------------------- header
+def _fmt(values: NDArray[np.float64]) -> str:
+    """Exact decimal spelling of already-quantized values (repr round-trips a double)."""
+    return "{" + ", ".join(repr(float(v)) for v in np.ravel(values)) + "}"
+
+
+def _resolve(
+    model_or_weights: FixedGarNet | GarNetWeights | Sequence[GarNetWeights],
+    config: GarNetFixedConfig | None,
+) -> FixedGarNet:
+    if isinstance(model_or_weights, FixedGarNet):
+        return model_or_weights
+    if config is None:
+        raise ConfigError("write_hls_header needs a GarNetFixedConfig when given float weights")
+    return FixedGarNet(model_or_weights, config)
+
+
+def hls_header_text(
+    model_or_weights: FixedGarNet | GarNetWeights | Sequence[GarNetWeights],
+    config: GarNetFixedConfig | None = None,
+    name: str = "calo_garnet",
+) -> str:
+    """C++ header with the weights and the config struct(s) nnet_garnet.h takes.
+
+    Defines ``input_t``, ``nvtx_t`` (``ap_uint<nvtx_width>``), ``result_t`` (= ``output_t``),
+    one weight array per quantity (already quantized, written exactly), and ``struct config``:
+    a ``nnet::garnet_config`` for one layer (with a dummy ``output_transform_weights``), or a
+    base struct plus one ``sublayer_t<L>`` specialisation per sublayer for a stack. Also a
+    function ``{name}(x, nvtx, res)`` calling ``nnet::garnet`` / ``nnet::garnet_stack``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
+    >>> w = GarNetWeights.random(np.random.default_rng(0), 4, 4, 8, 8)
+    >>> text = hls_header_text(w, GarNetFixedConfig(n_vertices=16, reuse_factor=4))
+    >>> "struct config : nnet::garnet_config" in text, "output_transform_weights" in text
+    (True, True)
+    """
+    model = _resolve(model_or_weights, config)
+    cfg, ty = model.config, model.types
+    stack = len(model.sublayers) > 1
+    guard = name.upper() + "_H_"
+    L = [
+        f"#ifndef {guard}",
+        f"#define {guard}",
+        "// Written by calo.fpga.export: weights and configuration for hls4ml's nnet_garnet.h",
+        '#include "ap_fixed.h"',
+        '#include "ap_int.h"',
+        '#include "nnet_garnet.h"',
+        "",
+        f"typedef {ty['input_t'].cpp()} input_t;",
+        f"typedef ap_uint<{cfg.nvtx_width}> nvtx_t;",
+        f"typedef {ty['output_t'].cpp()} result_t;",
+        "",
+    ]
+    arrays = []
+    for li, s in enumerate(model.sublayers):
+        for key, hname in (
+            ("w_in", "input_transform_weights"),
+            ("b_in", "input_transform_biases"),
+            ("w_d", "aggregator_distance_weights"),
+            ("b_d", "aggregator_distance_biases"),
+            ("b_out", "output_transform_biases"),
+        ):
+            vals = s.values(key)
+            var = f"{hname}_{li}"
+            L.append(f"static const {s.types[key].cpp()} {var}[{vals.size}] = {_fmt(vals)};")
+            arrays.append((li, hname, s.types[key], var, vals.size))
+    if not stack:
+        L.append("static const ap_fixed<2,2> output_transform_weights_0[1] = {1};  // dummy")
+    L.append("")
+    common = [
+        f"    static const unsigned n_vertices = {cfg.n_vertices};",
+        f"    static const unsigned n_vertices_width = {cfg.n_vertices_width};",
+        f"    static const unsigned n_in_features = {model.n_in};",
+        f"    static const unsigned distance_width = {cfg.distance_width};",
+        "    static const unsigned output_collapse = "
+        + ("collapse_mean;" if cfg.collapse == "mean" else "no_collapse;"),
+        f"    static const bool mean_by_nvert = {'true' if cfg.mean_by_nvert else 'false'};",
+        f"    typedef {ty['norm_t'].cpp()} norm_t;",
+        f"    typedef {ty['distance_t'].cpp()} distance_t;",
+        f"    typedef {ty['edge_weight_t'].cpp()} edge_weight_t;",
+        f"    typedef {ty['edge_weight_aggr_t'].cpp()} edge_weight_aggr_t;",
+        f"    typedef {ty['aggr_t'].cpp()} aggr_t;",
+        "    typedef result_t output_t;",
+        f"    static const unsigned reuse_factor = {cfg.reuse_factor};",
+        f"    static const unsigned log2_reuse_factor = {cfg.log2_reuse};",
+    ]
+
+    def members(li: int, owner: str) -> tuple[list[str], list[str]]:
+        s = model.sublayers[li]
+        body = [] if not stack else [f"    static const unsigned n_in_features = {s.n_in};"]
+        body += [
+            f"    static const unsigned n_propagate = {s.n_propagate or s.n_in};",
+            f"    static const unsigned n_aggregators = {s.n_aggregators};",
+            f"    static const unsigned n_out_features = {s.n_out};",
+        ]
+        defs = []
+        for lj, hname, t, var, size in arrays:
+            if lj != li:
+                continue
+            body.append(f"    typedef {t.cpp()} {hname}_t;")
+            body.append(f"    static const {hname}_t (&{hname})[{size}];")
+            defs.append(f"const {owner}::{hname}_t (&{owner}::{hname})[{size}] = {var};")
+        return body, defs
+
+    if not stack:
+        body, defs = members(0, "config")
+        L.append("struct config : nnet::garnet_config {")
+        L += common + body
+        L += [
+            "    typedef ap_fixed<2,2> output_transform_weights_t;",
+            "    static const output_transform_weights_t (&output_transform_weights)[1];",
+            "    typedef config base_t;",
+            "};",
+        ]
+        L += defs
+        L.append(
+            "const config::output_transform_weights_t "
+            "(&config::output_transform_weights)[1] = output_transform_weights_0;"
+        )
+        call = "nnet::garnet"
+    else:
+        L.append("struct config_base : nnet::garnet_config {")
+        L += common
+        L += ["    static const bool is_stack = true;", "    typedef config_base base_t;", "};"]
+        L += [
+            "struct config : config_base {",
+            f"    static const unsigned n_sublayers = {len(model.sublayers)};",
+            "    template <int L> struct sublayer_t : config_base {};",
+            "};",
+        ]
+        for li in range(len(model.sublayers) - 1, -1, -1):
+            owner = f"config::sublayer_t<{li}>"
+            body, defs = members(li, owner)
+            nxt = li + 1 if li + 1 < len(model.sublayers) else 0
+            L.append("template <>")
+            L.append(f"struct {owner} : config_base {{")
+            L += body
+            L.append(f"    typedef config::sublayer_t<{nxt}> next_layer_t;")
+            L.append("};")
+            L += defs
+        call = "nnet::garnet_stack"
+    n_res = model.n_out * (1 if cfg.collapse == "mean" else cfg.n_vertices)
+    L += [
+        "",
+        f"inline void {name}(input_t const x[{cfg.n_vertices * model.n_in}], "
+        f"nvtx_t const nvtx[1], result_t res[{n_res}]) {{",
+        f"    {call}<input_t, nvtx_t, result_t, config>(x, nvtx, res);",
+        "}",
+        f"static const unsigned {name}_n_in = {cfg.n_vertices * model.n_in};",
+        f"static const unsigned {name}_n_out = {n_res};",
+        "",
+        f"#endif  // {guard}",
+    ]
+    return "\n".join(L) + "\n"
+
+
+def write_hls_header(
+    model_or_weights: FixedGarNet | GarNetWeights | Sequence[GarNetWeights],
+    config: GarNetFixedConfig | None,
+    path: str | Path,
+    name: str = "calo_garnet",
+) -> Path:
+    """Write :func:`hls_header_text` to ``path`` and return it.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
+    >>> w = GarNetWeights.random(np.random.default_rng(0), 4, 4, 8, 8)
+    >>> p = write_hls_header(w, GarNetFixedConfig(), pathlib.Path(tempfile.mkdtemp()) / "g.h")
+    >>> p.read_text().count("static const unsigned n_vertices = 128")
+    1
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(hls_header_text(model_or_weights, config, name))
+    return path
+
+
+# ---------------------------------------------------------------------- harness
+def harness_source(header: str = "calo_garnet.h", name: str = "calo_garnet") -> str:
+    """C++ main that runs the exported function on test vectors.
+
+    Usage: ``harness in.txt out.txt [repeat]``. ``in.txt`` is written by
+    :func:`write_test_vectors`; the events are read into memory first, then run ``repeat``
+    times (timed with std::chrono, excluding file I/O; events/s printed on stderr); the outputs
+    of the last pass are written as hexadecimal doubles, one event per line.
+    """
+    return f"""// Written by calo.fpga.export: test harness for {header}
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+#include "{header}"
+
+int main(int argc, char** argv) {{
+    if (argc < 3) {{ fprintf(stderr, "usage: %s in.txt out.txt [repeat]\\n", argv[0]); return 2; }}
+    int repeat = argc > 3 ? atoi(argv[3]) : 1;
+    FILE* fin = fopen(argv[1], "r");
+    if (!fin) {{ fprintf(stderr, "cannot open %s\\n", argv[1]); return 2; }}
+    long nev; unsigned nin;
+    if (fscanf(fin, "%ld %u", &nev, &nin) != 2 || nin != {name}_n_in) {{
+        fprintf(stderr, "bad header in %s\\n", argv[1]); return 2; }}
+    std::vector<input_t> x((size_t)nev * nin);
+    std::vector<nvtx_t> nv((size_t)nev);
+    char buf[64];
+    for (long e = 0; e < nev; ++e) {{
+        unsigned n; if (fscanf(fin, "%u", &n) != 1) return 3;
+        nv[e] = n;
+        for (unsigned i = 0; i < nin; ++i) {{
+            if (fscanf(fin, "%63s", buf) != 1) return 3;
+            x[(size_t)e * nin + i] = strtod(buf, 0);  // exact: the values are input_t values
+        }}
+    }}
+    fclose(fin);
+    std::vector<result_t> res((size_t)nev * {name}_n_out);
+    auto t0 = std::chrono::steady_clock::now();
+    for (int r = 0; r < repeat; ++r) {{
+        for (long e = 0; e < nev; ++e) {{
+            result_t* out = &res[(size_t)e * {name}_n_out];
+            for (unsigned o = 0; o < {name}_n_out; ++o) out[o] = 0;
+            nvtx_t n1[1] = {{nv[e]}};
+            {name}(&x[(size_t)e * nin], n1, out);
+        }}
+    }}
+    auto t1 = std::chrono::steady_clock::now();
+    double sec = std::chrono::duration<double>(t1 - t0).count();
+    fprintf(stderr, "events %ld seconds %.9f events_per_s %.3f\\n", nev * repeat, sec,
+            nev * repeat / sec);
+    FILE* fout = fopen(argv[2], "w");
+    for (long e = 0; e < nev; ++e) {{
+        for (unsigned o = 0; o < {name}_n_out; ++o)
+            fprintf(fout, o ? " %a" : "%a", res[(size_t)e * {name}_n_out + o].to_double());
+        fprintf(fout, "\\n");
+    }}
+    fclose(fout);
+    return 0;
+}}
+"""
+
+
+def write_test_vectors(
+    path: str | Path,
+    model: FixedGarNet,
+    X_raw: NDArray[np.int64],
+    n: NDArray[np.int64],
+    expected_raw: NDArray[np.int64] | None = None,
+) -> Path:
+    """Write inputs for the harness (``path``, text) and an ``.npz`` next to it.
+
+    The text file holds ``B n_in`` then per event ``n`` and the ``V * F_in`` input values as
+    hexadecimal doubles (exact). The npz holds ``x_raw``, ``n`` and, if given, ``expected_raw``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    X = np.asarray(X_raw, dtype=np.int64)
+    vals = model.types["input_t"].to_float(X.reshape(X.shape[0], -1))
+    with path.open("w") as fh:
+        fh.write(f"{X.shape[0]} {vals.shape[1]}\n")
+        for e in range(X.shape[0]):
+            fh.write(f"{int(n[e])} " + " ".join(float(v).hex() for v in vals[e]) + "\n")
+    extra = {} if expected_raw is None else {"expected_raw": np.asarray(expected_raw)}
+    np.savez(path.with_suffix(".npz"), x_raw=X, n=np.asarray(n), **extra)
+    return path
+
+
+def build_harness(
+    model: FixedGarNet, workdir: str | Path, opt: str = "-O2", name: str = "calo_garnet"
+) -> Path:
+    """Write header and harness into ``workdir`` and compile them with g++; return the binary.
+
+    Raises
+    ------
+    FixedPointError
+        If g++ is missing or compilation fails (the compiler's message is included).
+    """
+    gxx = shutil.which("g++")
+    if gxx is None:
+        raise FixedPointError("g++ is not installed: it is needed to build the C++ harness")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_hls_header(model, None, workdir / f"{name}.h", name=name)
+    (workdir / "harness.cpp").write_text(harness_source(f"{name}.h", name))
+    exe = workdir / "harness"
+    cmd = [gxx, opt, "-std=c++11", "-w", *(f"-I{d}" for d in hls4ml_include_dirs())]
+    cmd += [str(workdir / "harness.cpp"), "-o", str(exe)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise FixedPointError(f"g++ failed to build the GarNet harness:\n{res.stderr[-3000:]}")
+    return exe
+
+
+def run_harness(
+    exe: str | Path,
+    model: FixedGarNet,
+    X_raw: NDArray[np.int64],
+    n: NDArray[np.int64],
+    workdir: str | Path,
+    repeat: int = 1,
+) -> tuple[NDArray[np.int64], float]:
+    """Run a compiled harness on raw inputs; return raw outputs (shaped like the reference's)
+    and the measured events/s of the compute loop (file I/O excluded).
+    """
+    workdir = Path(workdir)
+    inp = write_test_vectors(workdir / "vectors.txt", model, X_raw, n)
+    outp = workdir / "outputs.txt"
+    res = subprocess.run(
+        [str(exe), str(inp), str(outp), str(repeat)], capture_output=True, text=True
+    )
+    if res.returncode != 0:
+        raise FixedPointError(f"harness {exe} failed (exit {res.returncode}): {res.stderr}")
+    rate = float(res.stderr.split("events_per_s")[1].split()[0])
+    t = model.types["output_t"]
+    rows = [ln.split() for ln in outp.read_text().splitlines()]
+    vals = np.array([[float.fromhex(v) for v in r] for r in rows])
+    raw = np.rint(np.ldexp(vals, t.frac)).astype(np.int64)
+    if model.config.collapse != "mean":
+        raw = raw.reshape(raw.shape[0], model.config.n_vertices, model.n_out)
+    return raw, rate
