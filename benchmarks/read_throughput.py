@@ -1,14 +1,14 @@
 """Reading throughput: ROOT file -> list of torch_geometric Data with calo.io.read_data.
 
-Writes a file in the calo-simulate format (with ``calo.sim.write_root`` when it exists, otherwise
-a synthetic file of the same format with about 500 hits per event), reads it several times and
-reports hits/s and events/s for the whole read (uproot + conversion) and for the uproot part
-alone. Results go to ``benchmarks/results/read_throughput.json`` and ``.md`` with the machine,
+Writes two files in the calo-simulate format, one with the toy simulation (calo.sim's
+``write_root``) and one synthetic with about 500 hits per event (the size of a busy event),
+reads each several times and reports hits/s and events/s for the whole read (uproot +
+conversion) and for the uproot part alone. Results go to ``benchmarks/results/read_throughput.json`` and ``.md`` with the machine,
 the versions and the date.
 
 Usage::
 
-    python benchmarks/read_throughput.py                  # 2000 events, 3 repeats
+    python benchmarks/read_throughput.py                  # 2000 events each, 3 repeats
     python benchmarks/read_throughput.py --events 500 --repeats 1 --out /tmp/bench
 """
 
@@ -87,13 +87,43 @@ def write_synthetic(path: Path, n_events: int, mean_hits: int, seed: int = 0) ->
     return f"synthetic calo-format file, Poisson({mean_hits}) hits/event, K=2"
 
 
-def make_file(path: Path, n_events: int, mean_hits: int) -> str:
+def write_sim(path: Path, n_events: int) -> str:
+    """A file from the toy simulation (calo.sim's writer, default configuration, seed 0)."""
     try:
         from calo.sim import write_root  # type: ignore[attr-defined]
     except ImportError:
-        return write_synthetic(path, n_events, mean_hits)
-    write_root(path, n_events=n_events, seed=0)
-    return "calo.sim.write_root (toy calorimeter, default configuration)"
+        from calo.sim.writer import write_root
+    write_root(path, n_events=n_events, seed=0, progress=False, write_config=False)
+    return "calo.sim write_root (toy calorimeter, default configuration, seed 0)"
+
+
+def measure(path: Path, step_size: str, repeats: int) -> dict[str, object]:
+    """Best-of-``repeats`` times of uproot alone and of read_data on ``path``."""
+    t_uproot, t_full = [], []
+    n_chunks = 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        n_chunks = sum(1 for _ in iterate_events(path, Schema(), step_size=step_size))
+        t_uproot.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        data, summary = read_data(path, Schema(), step_size=step_size)
+        t_full.append(time.perf_counter() - t0)
+        del data
+    hits, events = summary.hits_kept, summary.events_kept
+    best, best_u = min(t_full), min(t_uproot)
+    return {
+        "events": events,
+        "hits": hits,
+        "hits_per_event": hits / max(events, 1),
+        "file_mb": round(path.stat().st_size / 1e6, 2),
+        "chunks": n_chunks,
+        "seconds_read_data": t_full,
+        "seconds_uproot_only": t_uproot,
+        "hits_per_s": hits / best,
+        "events_per_s": events / best,
+        "uproot_only_hits_per_s": hits / best_u,
+        "uproot_only_events_per_s": events / best_u,
+    }
 
 
 def machine() -> dict[str, object]:
@@ -120,27 +150,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mean-hits", type=int, default=500, help="for the synthetic file")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--step-size", default="100 MB")
+    ap.add_argument("--source", choices=["sim", "synthetic", "both"], default="both")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args(argv)
 
+    runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.root"
-        source = make_file(path, args.events, args.mean_hits)
-        size_mb = path.stat().st_size / 1e6
-        branches = Schema()
+        if args.source in ("sim", "both"):
+            path = Path(tmp) / "sim.root"
+            source = write_sim(path, args.events)
+            runs.append({"source": source, **measure(path, args.step_size, args.repeats)})
+        if args.source in ("synthetic", "both"):
+            path = Path(tmp) / "synthetic.root"
+            source = write_synthetic(path, args.events, args.mean_hits)
+            runs.append({"source": source, **measure(path, args.step_size, args.repeats)})
 
-        t_uproot, t_full = [], []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            n_chunks = sum(1 for _ in iterate_events(path, branches, step_size=args.step_size))
-            t_uproot.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            data, summary = read_data(path, branches, step_size=args.step_size)
-            t_full.append(time.perf_counter() - t0)
-            del data
-
-    hits, events = summary.hits_kept, summary.events_kept
-    best, best_u = min(t_full), min(t_uproot)
     result = {
         "benchmark": "read_throughput",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -153,47 +177,33 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__,
             "torch_geometric": torch_geometric.__version__,
         },
-        "input": {
-            "source": source,
-            "events": events,
-            "hits": hits,
-            "hits_per_event": hits / max(events, 1),
-            "file_mb": round(size_mb, 2),
-            "step_size": args.step_size,
-            "chunks": n_chunks,
-        },
+        "step_size": args.step_size,
         "repeats": args.repeats,
-        "seconds_read_data": t_full,
-        "seconds_uproot_only": t_uproot,
-        "hits_per_s": hits / best,
-        "events_per_s": events / best,
-        "uproot_only_hits_per_s": hits / best_u,
-        "conversion_share": max(0.0, (best - best_u) / best),
-        "command": "python benchmarks/read_throughput.py " + " ".join(argv or sys.argv[1:]),
+        "runs": runs,
+        "command": " ".join(["python benchmarks/read_throughput.py", *(argv or sys.argv[1:])]),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "read_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    m = result["machine"]
     md = [
-        "# Reading throughput (ROOT -> list of Data, `calo.io.read_data`)",
+        "# Reading throughput (ROOT file -> list of Data, `calo.io.read_data`)",
         "",
-        f"{result['date']}, {result['machine']['cpu']}, {result['machine']['cores']} cores, "
-        f"torch threads {result['machine']['torch_threads']}; uproot {uproot.__version__}, "
-        f"awkward {ak.__version__}, torch {torch.__version__}, torch_geometric "
-        f"{torch_geometric.__version__}",
+        f"{result['date']}; {m['cpu']}, {m['cores']} cores, torch threads "
+        f"{m['torch_threads']}; Python {m['python']}, uproot {uproot.__version__}, awkward "
+        f"{ak.__version__}, numpy {np.__version__}, torch {torch.__version__}, torch_geometric "
+        f"{torch_geometric.__version__}. Step size {args.step_size}, best of {args.repeats}.",
         "",
-        f"Input: {source}; {events} events, {hits} hits ({hits / max(events, 1):.0f}/event), "
-        f"{size_mb:.1f} MB, step size {args.step_size}. Best of {args.repeats}.",
-        "",
-        "| stage | seconds | hits/s | events/s |",
-        "|---|---|---|---|",
-        f"| uproot only (iterate_events) | {best_u:.3f} | {hits / best_u:,.0f} | "
-        f"{events / best_u:,.0f} |",
-        f"| read_data (uproot + conversion to Data) | {best:.3f} | {hits / best:,.0f} | "
-        f"{events / best:,.0f} |",
-        "",
-        f"Command: `{result['command'].strip()}`",
-        "",
+        "| input | events | hits/event | MB | uproot only (hits/s) | read_data (hits/s) "
+        "| read_data (events/s) |",
+        "|---|---|---|---|---|---|---|",
     ]
+    for r in runs:
+        md.append(
+            f"| {r['source']} | {r['events']} | {r['hits_per_event']:.0f} | {r['file_mb']} | "
+            f"{r['uproot_only_hits_per_s']:,.0f} | {r['hits_per_s']:,.0f} | "
+            f"{r['events_per_s']:,.0f} |"
+        )
+    md += ["", f"Command: `{result['command']}`", ""]
     (args.out / "read_throughput.md").write_text("\n".join(md))
     print("\n".join(md))
     return 0

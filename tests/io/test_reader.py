@@ -230,3 +230,15 @@ def test_iter_data_streams_the_same_events(calo_file: Path) -> None:
     for a, b in zip([first, *rest], whole, strict=True):
         assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
     assert s.to_dict() == s_whole.to_dict()
+
+
+def test_fast_data_constructor_matches_public(calo_file: Path) -> None:
+    from torch_geometric.data import Batch, Data
+
+    data, _ = read_data(calo_file, max_events=3)
+    public = [Data(**{k: d[k] for k in d.keys()}) for d in data]
+    a, b = Batch.from_data_list(data), Batch.from_data_list(public)
+    assert sorted(a.keys()) == sorted(b.keys()) and len(a.keys()) == 12
+    for key in b.keys():
+        assert torch.equal(a[key], b[key]), key
+    assert [d.num_nodes for d in data] == [d.num_nodes for d in public]
