@@ -330,6 +330,9 @@ class Geometry:
             zc[ell], dzc[ell] = z0, dz0
         self.layer_z_lo = zc - dzc / 2
         self.layer_z_hi = zc + dzc / 2
+        # snap touching layer faces together so that a depth belongs to exactly one layer
+        touch = np.abs(self.layer_z_lo[1:] - self.layer_z_hi[:-1]) <= EDGE_TOLERANCE_CM
+        self.layer_z_lo[1:][touch] = self.layer_z_hi[:-1][touch]
         self.layer_dz = dzc
         if n_layers > 1 and np.any(self.layer_z_lo[1:] < self.layer_z_hi[:-1] - EDGE_TOLERANCE_CM):
             ell = int(

@@ -12,7 +12,9 @@ noise and threshold.
 
 Randomness: events are made in fixed blocks of :data:`BLOCK` events; block b uses
 ``numpy.random.SeedSequence(seed, spawn_key=(b,))``, so event i depends only on (seed, i, config)
-and any way of cutting a range of events into chunks gives the same events.
+and any way of cutting a range of events into chunks gives the same events. Each block spawns
+three independent streams (particles and showers, background, noise), so changing the noise or
+background settings leaves the particles' showers unchanged.
 
 Examples
 --------
@@ -73,7 +75,11 @@ def _draw_energy(rng: np.random.Generator, cfg: SimConfig, n: int) -> np.ndarray
 
 def _block(cfg: SimConfig, geo: Geometry, seed: int, b: int) -> dict[str, np.ndarray]:
     """Simulate the BLOCK events of block ``b`` into flat numpy arrays."""
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(b,)))
+    # independent streams: particles and showers, background, electronic noise
+    ss_sig, ss_bg, ss_noise = np.random.SeedSequence(seed, spawn_key=(b,)).spawn(3)
+    rng = np.random.default_rng(ss_sig)
+    rng_bg = np.random.default_rng(ss_bg)
+    rng_noise = np.random.default_rng(ss_noise)
     K = cfg.gun.n_particles
     B = BLOCK
     P = B * K
@@ -135,43 +141,38 @@ def _block(cfg: SimConfig, geo: Geometry, seed: int, b: int) -> dict[str, np.nda
         s.invisible_sigma,
         s.had_beta,
     )
-    parts = [em, had]
+    s_spots = spots_for(
+        rng, geo, Showers.concat([em, had]), s.max_spots, s.stochastic_em, s.stochastic_had
+    )
+    spots = [s_spots, mip]
     bg = cfg.background
     if bg.mean_showers > 0:
-        n_bs = rng.poisson(bg.mean_showers, B)
+        n_bs = rng_bg.poisson(bg.mean_showers, B)
         ev = np.repeat(np.arange(B), n_bs)
         nb = len(ev)
-        e_bs = rng.uniform(bg.shower_energy_min, bg.shower_energy_max, nb)
-        half = 0.5 * float(np.max(np.abs(geo.x) + geo.dx / 2))
-        ab, bb, Tb = em_longitudinal(e_bs, np.full(nb, 22), rng)
+        e_bs = rng_bg.uniform(bg.shower_energy_min, bg.shower_energy_max, nb)
+        half = float(np.max(np.abs(geo.x) + geo.dx / 2))
+        ab, bb, Tb = em_longitudinal(e_bs, np.full(nb, 22), rng_bg)
         zeros = np.zeros(nb)
-        parts.append(
-            Showers(
-                owner=P + ev,
-                kind=np.zeros(nb, dtype=np.int64),
-                energy=e_bs,
-                start_z=np.full(nb, z_front),
-                x0=rng.uniform(-2 * half, 2 * half, nb),
-                y0=rng.uniform(-2 * half, 2 * half, nb),
-                tx=zeros,
-                ty=zeros,
-                cos=np.ones(nb),
-                off_x=zeros,
-                off_y=zeros,
-                alpha=ab,
-                beta=bb,
-                T=Tb,
-                lnE=np.log(e_bs),
-            )
+        soft = Showers(
+            owner=P + ev,
+            kind=np.zeros(nb, dtype=np.int64),
+            energy=e_bs,
+            start_z=np.full(nb, z_front),
+            x0=rng_bg.uniform(-half, half, nb),
+            y0=rng_bg.uniform(-half, half, nb),
+            tx=zeros,
+            ty=zeros,
+            cos=np.ones(nb),
+            off_x=zeros,
+            off_y=zeros,
+            alpha=ab,
+            beta=bb,
+            T=Tb,
+            lnE=np.log(e_bs),
         )
-    spots = Spots.concat(
-        [
-            spots_for(
-                rng, geo, Showers.concat(parts), s.max_spots, s.stochastic_em, s.stochastic_had
-            ),
-            mip,
-        ]
-    )
+        spots.append(spots_for(rng_bg, geo, soft, s.max_spots, s.stochastic_em, s.stochastic_had))
+    spots = Spots.concat(spots)
 
     # --- sum per cell: particle slots 0..P-1, background slots P..P+B-1
     N = geo.n_cells
@@ -180,16 +181,16 @@ def _block(cfg: SimConfig, geo: Geometry, seed: int, b: int) -> dict[str, np.nda
     dep = dep.reshape(P + B, N)
     background = dep[P:]
     if bg.mean_hits > 0:
-        n_bh = rng.poisson(bg.mean_hits, B)
+        n_bh = rng_bg.poisson(bg.mean_hits, B)
         ev = np.repeat(np.arange(B), n_bh)
-        cells = rng.integers(0, N, len(ev))
-        np.add.at(background, (ev, cells), rng.exponential(bg.hit_energy, len(ev)))
+        cells = rng_bg.integers(0, N, len(ev))
+        np.add.at(background, (ev, cells), rng_bg.exponential(bg.hit_energy, len(ev)))
     per_particle = dep[:P].reshape(B, K, N) * scale
     background = background * scale
     signal = per_particle.sum(axis=1)
     reco = signal + background
     if cfg.noise.sigma > 0:
-        reco = reco + rng.normal(0.0, cfg.noise.sigma, (B, N))
+        reco = reco + rng_noise.normal(0.0, cfg.noise.sigma, (B, N))
     hit = reco > cfg.noise.threshold
     ev_i, cell_i = np.nonzero(hit)
     sig = signal[ev_i, cell_i]
