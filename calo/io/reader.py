@@ -61,7 +61,7 @@ __all__ = [
 PathLike = str | os.PathLike
 Paths = PathLike | Sequence[PathLike]
 
-_SKIP, _KEEP = 1, 0
+_KEEP = 0
 _REASON_CODES = {"empty": 1, "nonfinite": 2, "negative_energy": 3, "too_many_hits": 4}
 
 
@@ -128,7 +128,13 @@ class ReadPolicy:
 
 @dataclass(frozen=True)
 class ChunkInfo:
-    """Where a chunk comes from: file, tree and entry range ``[entry_start, entry_stop)``."""
+    """Where a chunk comes from: file, tree and entry range ``[entry_start, entry_stop)``.
+
+    Examples
+    --------
+    >>> ChunkInfo("a.root", "events", 0, 100).entry_stop
+    100
+    """
 
     file: str
     tree: str

@@ -77,14 +77,30 @@ class ReadSummary:
         return sum(self.skipped.values())
 
     def add_skip(self, reason: str, file: str, entry: int, count: int = 1) -> None:
-        """Count ``count`` skipped events of ``reason``; remember ``(file, entry)``."""
+        """Count ``count`` skipped events of ``reason``; remember ``(file, entry)``.
+
+        Examples
+        --------
+        >>> s = ReadSummary()
+        >>> s.add_skip("nonfinite", "a.root", 7)
+        >>> s.examples
+        {'nonfinite': [('a.root', 7)]}
+        """
         self.skipped[reason] = self.skipped.get(reason, 0) + count
         ex = self.examples.setdefault(reason, [])
         if len(ex) < _MAX_EXAMPLES:
             ex.append((file, int(entry)))
 
     def merge(self, other: ReadSummary) -> ReadSummary:
-        """Add the counts of ``other`` into this summary (in place) and return it."""
+        """Add the counts of ``other`` into this summary (in place) and return it.
+
+        Examples
+        --------
+        >>> a = ReadSummary(files=["a.root"], events_read=3, events_kept=3)
+        >>> b = ReadSummary(files=["b.root"], events_read=2, events_kept=1, skipped={"empty": 1})
+        >>> a.merge(b).events_read, a.skipped, a.files
+        (5, {'empty': 1}, ['a.root', 'b.root'])
+        """
         self.files.extend(f for f in other.files if f not in self.files)
         self.events_read += other.events_read
         self.events_kept += other.events_kept
@@ -101,7 +117,13 @@ class ReadSummary:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON/YAML."""
+        """Plain dict for JSON/YAML.
+
+        Examples
+        --------
+        >>> ReadSummary(events_read=1).to_dict()["events_read"]
+        1
+        """
         return {
             "files": list(self.files),
             "events_read": self.events_read,
