@@ -12,7 +12,6 @@ Examples
 
 from __future__ import annotations
 
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import numpy as np
 import uproot
 from tqdm.auto import tqdm
 
+from calo import __version__ as calo_version
 from calo.config import save_yaml
 from calo.errors import ConfigError, DataError
 from calo.sim.config import SimConfig
@@ -102,8 +102,8 @@ def write_root(
         config_path = save_yaml(config, path.with_suffix(".yaml"))
         with config_path.open("a") as fh:
             fh.write(
-                f"# seed: {seed}\n# events: {n_events}\n# written by calo-simulate on "
-                f"{platform.node()} with uproot {uproot.__version__}, numpy {np.__version__}\n"
+                f"# seed: {seed}\n# events: {n_events}\n# written by calo {calo_version} with "
+                f"uproot {uproot.__version__}, numpy {np.__version__}\n"
             )
     return {
         "path": str(path),

@@ -162,3 +162,15 @@ def test_cli_errors_exit_2(tmp_path: Path, capsys, args: list[str], message: str
     err = capsys.readouterr().err
     assert err.startswith("error:") and message in err
     assert not (tmp_path / "e.root").exists()
+
+
+def test_sample_file_is_up_to_date() -> None:
+    """data/sample_two_showers.root is what data/make_sample.sh makes with this code."""
+    path = Path(__file__).parents[2] / "data" / "sample_two_showers.root"
+    arr = _read(path)
+    ref = generate(SimConfig(), 500, seed=1)
+    assert len(arr) == 500
+    assert ak.array_equal(arr["hit_energy"], ref.hit.energy)
+    assert ak.array_equal(arr["hit_frac_0"], ref.hit.frac_0)
+    assert ak.array_equal(arr["particle_deposited"], ref.particle.deposited)
+    assert path.stat().st_size < 5_000_000
