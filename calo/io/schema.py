@@ -65,7 +65,7 @@ class Schema:
         the trailing number) or a list of branch names. ``None`` if the tree has none.
     truth_index:
         Per-hit index of the truth particle (``-1`` or any negative value for noise); turned into
-        one-hot fractions. Used only when ``truth_fractions`` is ``None``.
+        one-hot fractions. Used only when ``truth_fractions`` is ``None`` or matches no branch.
     noise:
         Per-hit boolean noise flag; ``None`` marks hits whose fractions are all zero as noise.
     event_id:
@@ -147,7 +147,7 @@ class Schema:
         """
         roles = ("x", "y", "z", "energy", "time", "layer", "dx", "dy", "dz", "noise")
         out = {r: getattr(self, r) for r in roles if getattr(self, r) is not None}
-        if self.truth_fractions is None and self.truth_index is not None:
+        if self.truth_index is not None:
             out["truth_index"] = self.truth_index
         return out
 

@@ -242,3 +242,16 @@ def test_fast_data_constructor_matches_public(calo_file: Path) -> None:
     for key in b.keys():
         assert torch.equal(a[key], b[key]), key
     assert [d.num_nodes for d in data] == [d.num_nodes for d in public]
+
+
+def test_truth_index_used_when_fraction_glob_matches_nothing(calo_file: Path) -> None:
+    by_index, _ = read_data(calo_file, Schema(truth_fractions="nothing_*", truth_index="hit_truth"))
+    by_frac, _ = read_data(calo_file, Schema(truth_index="hit_truth"))  # fractions win
+    n_shared = 0
+    for a, b in zip(by_index, by_frac, strict=True):
+        sig = ~b.noise
+        onehot = torch.zeros_like(b.y)
+        onehot[sig, b.y[sig].argmax(1)] = 1.0
+        assert torch.equal(a.y, onehot)
+        n_shared += int(((b.y > 0) & (b.y < 1)).any(1).sum())
+    assert n_shared > 0  # the fraction branches (not one-hot) were read in by_frac
