@@ -80,8 +80,12 @@ def hls_header_text(
     model_or_weights: FixedGarNet | GarNetWeights | Sequence[GarNetWeights],
     config: GarNetFixedConfig | None = None,
     name: str = "calo_garnet",
+    namespace: str | None = None,
 ) -> str:
     """C++ header with the weights and the config struct(s) nnet_garnet.h takes.
+
+    With ``namespace`` everything but the includes is wrapped in ``namespace <namespace>``,
+    so that several exported models can live in one program.
 
     Defines ``input_t``, ``nvtx_t`` (``ap_uint<nvtx_width>``), ``result_t`` (= ``output_t``),
     one weight array per quantity (already quantized, written exactly), and ``struct config``:
@@ -101,7 +105,7 @@ def hls_header_text(
     model = _resolve(model_or_weights, config)
     cfg, ty = model.config, model.types
     stack = len(model.sublayers) > 1
-    guard = name.upper() + "_H_"
+    guard = (name + ("_" + namespace if namespace else "")).upper() + "_H_"
     L = [
         f"#ifndef {guard}",
         f"#define {guard}",
@@ -110,6 +114,7 @@ def hls_header_text(
         '#include "ap_int.h"',
         '#include "nnet_garnet.h"',
         "",
+        f"namespace {namespace} {{" if namespace else "",
         f"typedef {ty['input_t'].cpp()} input_t;",
         f"typedef ap_uint<{cfg.nvtx_width}> nvtx_t;",
         f"typedef {ty['output_t'].cpp()} result_t;",
@@ -212,7 +217,7 @@ def hls_header_text(
         "}",
         f"static const unsigned {name}_n_in = {cfg.n_vertices * model.n_in};",
         f"static const unsigned {name}_n_out = {n_res};",
-        "",
+        f"}}  // namespace {namespace}" if namespace else "",
         f"#endif  // {guard}",
     ]
     return "\n".join(L) + "\n"
@@ -223,6 +228,7 @@ def write_hls_header(
     config: GarNetFixedConfig | None,
     path: str | Path,
     name: str = "calo_garnet",
+    namespace: str | None = None,
 ) -> Path:
     """Write :func:`hls_header_text` to ``path`` and return it.
 
@@ -237,68 +243,95 @@ def write_hls_header(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(hls_header_text(model_or_weights, config, name))
+    path.write_text(hls_header_text(model_or_weights, config, name, namespace))
     return path
 
 
 # ---------------------------------------------------------------------- harness
-def harness_source(header: str = "calo_garnet.h", name: str = "calo_garnet") -> str:
-    """C++ main that runs the exported function on test vectors.
+def harness_source(
+    headers: Sequence[tuple[str, str | None]] = (("calo_garnet.h", None),),
+    name: str = "calo_garnet",
+) -> str:
+    """C++ main that runs exported models on test vectors.
 
-    Usage: ``harness in.txt out.txt [repeat]``. ``in.txt`` is written by
+    ``headers`` lists ``(header file, namespace or None)``; the program's first argument picks
+    one by index. Usage: ``harness <index> in.txt out.txt [repeat]``. ``in.txt`` is written by
     :func:`write_test_vectors`; the events are read into memory first, then run ``repeat``
     times (timed with std::chrono, excluding file I/O; events/s printed on stderr); the outputs
     of the last pass are written as hexadecimal doubles, one event per line.
+
+    Examples
+    --------
+    >>> "int main" in harness_source()
+    True
     """
-    return f"""// Written by calo.fpga.export: test harness for {header}
+    inc = "\n".join(f'#include "{h}"' for h, _ in headers)
+    cases = []
+    for i, (_, ns) in enumerate(headers):
+        p = f"{ns}::" if ns else ""
+        cases.append(
+            f"    if (which == {i}) return run<{p}input_t, {p}nvtx_t, {p}result_t, "
+            f"{p}{name}_n_in, {p}{name}_n_out>({p}{name}, argc, argv);"
+        )
+    body = "\n".join(cases)
+    return f"""// Written by calo.fpga.export: test harness for nnet_garnet.h
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
-#include "{header}"
+{inc}
 
-int main(int argc, char** argv) {{
-    if (argc < 3) {{ fprintf(stderr, "usage: %s in.txt out.txt [repeat]\\n", argv[0]); return 2; }}
-    int repeat = argc > 3 ? atoi(argv[3]) : 1;
-    FILE* fin = fopen(argv[1], "r");
-    if (!fin) {{ fprintf(stderr, "cannot open %s\\n", argv[1]); return 2; }}
+template <class In, class Nv, class Res, unsigned NIN, unsigned NOUT, class F>
+int run(F func, int argc, char** argv) {{
+    int repeat = argc > 4 ? atoi(argv[4]) : 1;
+    FILE* fin = fopen(argv[2], "r");
+    if (!fin) {{ fprintf(stderr, "cannot open %s\\n", argv[2]); return 2; }}
     long nev; unsigned nin;
-    if (fscanf(fin, "%ld %u", &nev, &nin) != 2 || nin != {name}_n_in) {{
-        fprintf(stderr, "bad header in %s\\n", argv[1]); return 2; }}
-    std::vector<input_t> x((size_t)nev * nin);
-    std::vector<nvtx_t> nv((size_t)nev);
+    if (fscanf(fin, "%ld %u", &nev, &nin) != 2 || nin != NIN) {{
+        fprintf(stderr, "bad header in %s\\n", argv[2]); return 2; }}
+    std::vector<In> x((size_t)nev * NIN);
+    std::vector<Nv> nv((size_t)nev);
     char buf[64];
     for (long e = 0; e < nev; ++e) {{
         unsigned n; if (fscanf(fin, "%u", &n) != 1) return 3;
         nv[e] = n;
-        for (unsigned i = 0; i < nin; ++i) {{
+        for (unsigned i = 0; i < NIN; ++i) {{
             if (fscanf(fin, "%63s", buf) != 1) return 3;
-            x[(size_t)e * nin + i] = strtod(buf, 0);  // exact: the values are input_t values
+            x[(size_t)e * NIN + i] = strtod(buf, 0);  // exact: the values are input_t values
         }}
     }}
     fclose(fin);
-    std::vector<result_t> res((size_t)nev * {name}_n_out);
+    std::vector<Res> res((size_t)nev * NOUT);
     auto t0 = std::chrono::steady_clock::now();
     for (int r = 0; r < repeat; ++r) {{
         for (long e = 0; e < nev; ++e) {{
-            result_t* out = &res[(size_t)e * {name}_n_out];
-            for (unsigned o = 0; o < {name}_n_out; ++o) out[o] = 0;
-            nvtx_t n1[1] = {{nv[e]}};
-            {name}(&x[(size_t)e * nin], n1, out);
+            Res* out = &res[(size_t)e * NOUT];
+            for (unsigned o = 0; o < NOUT; ++o) out[o] = 0;
+            Nv n1[1] = {{nv[e]}};
+            func(&x[(size_t)e * NIN], n1, out);
         }}
     }}
     auto t1 = std::chrono::steady_clock::now();
     double sec = std::chrono::duration<double>(t1 - t0).count();
     fprintf(stderr, "events %ld seconds %.9f events_per_s %.3f\\n", nev * repeat, sec,
             nev * repeat / sec);
-    FILE* fout = fopen(argv[2], "w");
+    FILE* fout = fopen(argv[3], "w");
     for (long e = 0; e < nev; ++e) {{
-        for (unsigned o = 0; o < {name}_n_out; ++o)
-            fprintf(fout, o ? " %a" : "%a", res[(size_t)e * {name}_n_out + o].to_double());
+        for (unsigned o = 0; o < NOUT; ++o)
+            fprintf(fout, o ? " %a" : "%a", res[(size_t)e * NOUT + o].to_double());
         fprintf(fout, "\\n");
     }}
     fclose(fout);
     return 0;
+}}
+
+int main(int argc, char** argv) {{
+    if (argc < 4) {{
+        fprintf(stderr, "usage: %s index in.txt out.txt [repeat]\\n", argv[0]); return 2; }}
+    int which = atoi(argv[1]);
+{body}
+    fprintf(stderr, "no model with index %d\\n", which);
+    return 2;
 }}
 """
 
@@ -344,7 +377,7 @@ def build_harness(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     write_hls_header(model, None, workdir / f"{name}.h", name=name)
-    (workdir / "harness.cpp").write_text(harness_source(f"{name}.h", name))
+    (workdir / "harness.cpp").write_text(harness_source(((f"{name}.h", None),), name))
     exe = workdir / "harness"
     cmd = [gxx, opt, "-std=c++11", "-w", *(f"-I{d}" for d in hls4ml_include_dirs())]
     cmd += [str(workdir / "harness.cpp"), "-o", str(exe)]
@@ -361,15 +394,17 @@ def run_harness(
     n: NDArray[np.int64],
     workdir: str | Path,
     repeat: int = 1,
+    index: int = 0,
 ) -> tuple[NDArray[np.int64], float]:
     """Run a compiled harness on raw inputs; return raw outputs (shaped like the reference's)
-    and the measured events/s of the compute loop (file I/O excluded).
+    and the measured events/s of the compute loop (file I/O excluded). ``index`` picks the
+    model in a harness built from several headers.
     """
     workdir = Path(workdir)
     inp = write_test_vectors(workdir / "vectors.txt", model, X_raw, n)
     outp = workdir / "outputs.txt"
     res = subprocess.run(
-        [str(exe), str(inp), str(outp), str(repeat)], capture_output=True, text=True
+        [str(exe), str(index), str(inp), str(outp), str(repeat)], capture_output=True, text=True
     )
     if res.returncode != 0:
         raise FixedPointError(f"harness {exe} failed (exit {res.returncode}): {res.stderr}")

@@ -278,7 +278,9 @@ class GarNetFixedConfig:
         try:
             out["input_t"] = parse_type(self.input_t)
             out["output_t"] = parse_type(self.output_t)
-            out["distance_t"] = FixedType(self.distance_width, self.distance_nint, True, "TRN", "SAT")
+            out["distance_t"] = FixedType(
+                self.distance_width, self.distance_nint, True, "TRN", "SAT"
+            )
             for name, dflt in defaults.items():
                 val = getattr(self, name)
                 out[name] = dflt if val is None else parse_type(val)

@@ -264,7 +264,11 @@ def _generate(model: FixedGarNet, track: bool) -> str:
     cfg = model.config
     ty = model.types
     V, U = cfg.n_vertices, cfg.n_vertices // cfg.reuse_factor
-    log2u, log2r, log2v = cfg.n_vertices_width - cfg.log2_reuse, cfg.log2_reuse, cfg.n_vertices_width
+    log2u, log2r, log2v = (
+        cfg.n_vertices_width - cfg.log2_reuse,
+        cfg.log2_reuse,
+        cfg.n_vertices_width,
+    )
     dist, ew, ewa, aggr, norm, outt = (
         ty["distance_t"],
         ty["edge_weight_t"],
@@ -283,7 +287,7 @@ def _generate(model: FixedGarNet, track: bool) -> str:
     g.emit(0, f"def kernel({', '.join(args)}):")
     g.emit(1, "B = X.shape[0]")
     for li, s in enumerate(subs):
-        A, F, O = s.n_aggregators, s.n_in, s.n_out
+        A, F, O = s.n_aggregators, s.n_in, s.n_out  # noqa: E741
         g.emit(1, f"locE{li} = np.zeros({A}, np.int64); accE{li} = np.zeros({A}, np.int64)")
         g.emit(1, f"locW{li} = np.zeros(({A}, {F}), np.int64)")
         g.emit(1, f"accW{li} = np.zeros(({A}, {F}), np.int64)")
@@ -295,7 +299,7 @@ def _generate(model: FixedGarNet, track: bool) -> str:
     g.emit(1, "for b in range(B):")
     g.emit(2, "nv = N[b]")
     for li, s in enumerate(subs):
-        A, F, O = s.n_aggregators, s.n_in, s.n_out
+        A, F, O = s.n_aggregators, s.n_in, s.n_out  # noqa: E741
         wt = s.types
         data_t = ty["input_t"] if li == 0 else outt
         src = "X[b, v, i]" if li == 0 else f"H{li}[v, i]"
@@ -316,7 +320,9 @@ def _generate(model: FixedGarNet, track: bool) -> str:
         g.emit(4, f"for a in range({A}):")
         g.emit(5, f"d = BD{li}[a]")
         g.emit(5, f"for i in range({F}):")
-        g.cast(6, "inc", f"{src} * WD{li}[a, i]", fd + wt["w_d"].frac - dist.frac, dist, li, "distance")
+        g.cast(
+            6, "inc", f"{src} * WD{li}[a, i]", fd + wt["w_d"].frac - dist.frac, dist, li, "distance"
+        )
         g.cast(6, "d", "d + inc", 0, dist, li, "distance")
         g.emit(5, f"w = TABLE[d & {(1 << dist.width) - 1}]")
         if store:
@@ -328,10 +334,30 @@ def _generate(model: FixedGarNet, track: bool) -> str:
         g.add_cast(6, "t", f"locW{li}[a, i]", aggr.frac, "inc", fd, aggr, li, "feature_sum")
         g.emit(6, f"locW{li}[a, i] = t")
         g.emit(3, f"for a in range({A}):")
-        g.add_cast(4, "t", f"accE{li}[a]", ewa.frac, f"(locE{li}[a] >> {log2u})", ewa.frac, ewa, li, "edge_weight_sum")
+        g.add_cast(
+            4,
+            "t",
+            f"accE{li}[a]",
+            ewa.frac,
+            f"(locE{li}[a] >> {log2u})",
+            ewa.frac,
+            ewa,
+            li,
+            "edge_weight_sum",
+        )
         g.emit(4, f"accE{li}[a] = t")
         g.emit(4, f"for i in range({F}):")
-        g.add_cast(5, "t", f"accW{li}[a, i]", aggr.frac, f"(locW{li}[a, i] >> {log2u})", aggr.frac, aggr, li, "feature_sum")
+        g.add_cast(
+            5,
+            "t",
+            f"accW{li}[a, i]",
+            aggr.frac,
+            f"(locW{li}[a, i] >> {log2u})",
+            aggr.frac,
+            aggr,
+            li,
+            "feature_sum",
+        )
         g.emit(5, f"accW{li}[a, i] = t")
         # ---- set_means_normalized
         if cfg.mean_by_nvert:
@@ -340,23 +366,51 @@ def _generate(model: FixedGarNet, track: bool) -> str:
             else:
                 g.cast(2, "nrm", f"({U} << {norm.frac}) // nv", 0, norm, li, "norm")
             g.emit(2, f"for a in range({A}):")
-            g.cast(3, "t", f"accE{li}[a] * nrm", ewa.frac + norm.frac - ew.frac, ew, li, "edge_weight_mean")
+            g.cast(
+                3,
+                "t",
+                f"accE{li}[a] * nrm",
+                ewa.frac + norm.frac - ew.frac,
+                ew,
+                li,
+                "edge_weight_mean",
+            )
             g.emit(3, f"ewm{li}[a] = t")
             g.emit(3, f"for i in range({F}):")
             g.cast(4, "t", f"accW{li}[a, i] * nrm", norm.frac, aggr, li, "feature_sum")
             g.emit(4, f"wfm{li}[a, i] = t")
         else:
             g.emit(2, f"for a in range({A}):")
-            g.cast(3, "t", f"accE{li}[a] >> {log2r}", ewa.frac - ew.frac, ew, li, "edge_weight_mean")
+            g.cast(
+                3, "t", f"accE{li}[a] >> {log2r}", ewa.frac - ew.frac, ew, li, "edge_weight_mean"
+            )
             g.emit(3, f"ewm{li}[a] = t")
             g.emit(3, f"for i in range({F}):")
             g.emit(4, f"wfm{li}[a, i] = accW{li}[a, i] >> {log2r}")
         # ---- output base
         g.emit(2, f"for o in range({O}):")
         g.emit(3, f"for a in range({A}):")
-        g.cast(4, "ob", f"ewm{li}[a] * BIN{li}[o, a]", ew.frac + wt["b_in"].frac - aggr.frac, aggr, li, "aggregate")
+        g.cast(
+            4,
+            "ob",
+            f"ewm{li}[a] * BIN{li}[o, a]",
+            ew.frac + wt["b_in"].frac - aggr.frac,
+            aggr,
+            li,
+            "aggregate",
+        )
         g.emit(4, f"for i in range({F}):")
-        g.add_cast(5, "ob", "ob", aggr.frac, f"wfm{li}[a, i] * WIN{li}[o, a, i]", aggr.frac + wt["w_in"].frac, aggr, li, "aggregate")
+        g.add_cast(
+            5,
+            "ob",
+            "ob",
+            aggr.frac,
+            f"wfm{li}[a, i] * WIN{li}[o, a, i]",
+            aggr.frac + wt["w_in"].frac,
+            aggr,
+            li,
+            "aggregate",
+        )
         g.emit(4, f"OB{li}[o, a] = ob")
         # ---- outputs
         if store:
@@ -365,7 +419,15 @@ def _generate(model: FixedGarNet, track: bool) -> str:
             g.emit(3, f"for o in range({O}):")
             g.emit(4, f"acc = BOUTR{li}[o]")
             g.emit(4, f"for a in range({A}):")
-            g.cast(5, "inc", f"EW{li}[v, a] * OB{li}[o, a]", ew.frac + aggr.frac - outt.frac, outt, li, "output")
+            g.cast(
+                5,
+                "inc",
+                f"EW{li}[v, a] * OB{li}[o, a]",
+                ew.frac + aggr.frac - outt.frac,
+                outt,
+                li,
+                "output",
+            )
             g.add_cast(5, "acc", "acc", outt.frac, "inc", outt.frac, outt, li, "output")
             g.emit(4, f"{dest} = acc")
         else:
@@ -378,7 +440,17 @@ def _generate(model: FixedGarNet, track: bool) -> str:
                 g.cast(3, "bn", f"bb >> {log2v}", aggr.frac - bt.frac, bt, li, "output_bias")
                 g.cast(3, "acc", "bn", bt.frac - outt.frac, outt, li, "output")
             g.emit(3, f"for a in range({A}):")
-            g.add_cast(4, "acc", "acc", outt.frac, f"ewm{li}[a] * OB{li}[o, a]", ew.frac + aggr.frac, outt, li, "output")
+            g.add_cast(
+                4,
+                "acc",
+                "acc",
+                outt.frac,
+                f"ewm{li}[a] * OB{li}[o, a]",
+                ew.frac + aggr.frac,
+                outt,
+                li,
+                "output",
+            )
             g.emit(3, "OUT[b, o] = acc")
     g.emit(1, "return 0")
     return "\n".join(g.lines) + "\n"
@@ -615,7 +687,7 @@ def garnet_float(
     ws = [weights] if isinstance(weights, GarNetWeights) else list(weights)
     x = np.asarray(X, dtype=np.float64)
     nn = np.asarray(n)
-    B, V, _ = x.shape
+    _B, V, _ = x.shape
     mask = (np.arange(V)[None, :] < nn[:, None]).astype(np.float64)[..., None]
     denom = nn.astype(np.float64)[:, None, None] if mean_by_nvert else float(V)
     h = x
