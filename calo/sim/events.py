@@ -33,7 +33,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from calo.errors import ConfigError
+from calo.errors import ConfigError, DataError
 from calo.geometry import Geometry
 from calo.sim.config import SimConfig
 from calo.sim.showers import Showers, Spots, em_longitudinal, hadron_showers, spots_for
@@ -246,6 +246,11 @@ def generate_arrays(
     if not isinstance(seed, int | np.integer) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     geo = load_geometry(config.geometry)
+    if geo.id.min() < np.iinfo(np.int32).min or geo.id.max() > np.iinfo(np.int32).max:
+        raise DataError(
+            "cell ids must fit in int32 (branch hit_cell of docs/data_format.md); renumber the cells",
+            file=geo.source,
+        )
     K = config.gun.n_particles
     pieces = []
     stop = start + n_events

@@ -38,7 +38,7 @@ Examples
 >>> geo = Geometry.default()
 >>> rng = np.random.default_rng(0)
 >>> spots = em_spots(rng, geo, Showers.single(np.array([20.0]), pdg=11), max_spots=256, stochastic=0.15)
->>> 0.8 < spots.energy.sum() / 20.0 < 1.2
+>>> bool(0.8 < spots.energy.sum() / 20.0 < 1.2)
 True
 """
 
@@ -113,12 +113,25 @@ class Showers:
         return len(self.energy)
 
     def select(self, mask: np.ndarray) -> Showers:
-        """The components where ``mask`` is true."""
+        """The components where ``mask`` is true.
+
+        Examples
+        --------
+        >>> s = Showers.single(np.array([1.0, 2.0]))
+        >>> s.select(s.energy > 1.5).energy.tolist()
+        [2.0]
+        """
         return Showers(**{k: getattr(self, k)[mask] for k in self.__dataclass_fields__})
 
     @staticmethod
     def concat(parts: list[Showers]) -> Showers:
-        """Concatenate several component lists."""
+        """Concatenate several component lists.
+
+        Examples
+        --------
+        >>> len(Showers.concat([Showers.single(np.ones(2)), Showers.single(np.ones(3))]))
+        5
+        """
         return Showers(
             **{
                 k: np.concatenate([getattr(p, k) for p in parts])
@@ -188,14 +201,20 @@ class Spots:
 
     @staticmethod
     def empty() -> Spots:
-        """No spots."""
+        """No spots (see the class example)."""
         i = np.zeros(0, dtype=np.int64)
         f = np.zeros(0)
         return Spots(i, i, f, i, f, f, f)
 
     @staticmethod
     def concat(parts: list[Spots]) -> Spots:
-        """Concatenate several spot lists."""
+        """Concatenate several spot lists.
+
+        Examples
+        --------
+        >>> Spots.concat([Spots.empty(), Spots.empty()]).cell.size
+        0
+        """
         if not parts:
             return Spots.empty()
         return Spots(

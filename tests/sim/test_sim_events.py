@@ -203,3 +203,17 @@ def test_bad_call_arguments() -> None:
         generate_arrays(SimConfig(), 1, seed=-1)
     with pytest.raises(ConfigError, match="n_events"):
         generate_arrays(SimConfig(), -1)
+
+
+def test_geometry_with_too_large_cell_ids_is_rejected(tmp_path) -> None:
+    from calo.errors import DataError
+    from calo.geometry import Geometry
+
+    geo = Geometry.from_arrays(
+        x=[0.0], y=[0.0], z=[5.0], dx=[30.0], dy=[30.0], dz=[10.0], layer=[0], id=[2**40]
+    )
+    path = geo.save(tmp_path / "big.npz")
+    cfg = apply_overrides(SimConfig(), [f"geometry={path}"])
+    with pytest.raises(DataError, match="int32") as err:
+        generate_arrays(cfg, 1)
+    assert "big.npz" in str(err.value)
