@@ -15,8 +15,11 @@ learns its space through them).
 Backends
 --------
 ``"kdtree"``
-    scipy's :class:`scipy.spatial.cKDTree`, one tree per event, queries spread over
-    ``torch.get_num_threads()`` threads. Exact, O(N log N); the default on CPU.
+    calo's KD-tree (numba, ``calo.nn._knn_kdtree``): one tree per event, the points of each
+    leaf queried together, leaves in parallel over ``torch.get_num_threads()`` threads;
+    distances in float64, ties broken by the lower index. Exact; the default on CPU.
+``"scipy"``
+    scipy's :class:`scipy.spatial.cKDTree`, one tree per event (a reference; slower).
 ``"torch"``
     chunked brute force in torch (``|q|^2 - 2 q.x + |x|^2`` by matrix product, then ``topk``),
     on events grouped into blocks so that no temporary exceeds ``max_block`` elements; the default
@@ -28,8 +31,8 @@ Backends
 
 Ties: the point itself is column 0 also when other points coincide with it; among points at the
 same distance the order, and at the k-th distance the choice, is backend dependent (the returned
-distances are the same for every backend). The ``"kdtree"`` backend orders by the distance
-computed in float64, the ``"torch"`` backend by the float32 expansion above, so the recomputed
+distances are the same for every backend). The KD-tree backends order by the distance
+computed in float64, the ``"torch"`` backend by the expansion above in the input dtype, so the recomputed
 ``dist2`` can be out of order by a rounding error between near-equal neighbours.
 
 Examples
@@ -55,10 +58,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from calo.nn._knn_kdtree import knn_kdtree
+
 __all__ = ["batch_to_ptr", "gather_dist2", "knn", "knn_graph"]
 
-Backend = Literal["auto", "kdtree", "torch", "torch_cluster"]
-_BACKENDS = ("auto", "kdtree", "torch", "torch_cluster")
+Backend = Literal["auto", "kdtree", "scipy", "torch", "torch_cluster"]
+_BACKENDS = ("auto", "kdtree", "scipy", "torch", "torch_cluster")
 
 
 def batch_to_ptr(batch: Tensor | None, num_points: int) -> Tensor:
@@ -168,7 +173,7 @@ def _resolve_backend(backend: str, x: Tensor) -> str:
     return backend
 
 
-def _knn_kdtree(x: Tensor, k: int, ptr: Tensor) -> np.ndarray:
+def _knn_scipy(x: Tensor, k: int, ptr: Tensor) -> np.ndarray:
     """Neighbour indices [N, k] (int64, -1 missing) with one cKDTree per event."""
     from scipy.spatial import cKDTree
 
@@ -309,7 +314,7 @@ def knn(
     batch:
         ``[N]`` sorted event index of every point, or ``None`` for a single event.
     backend:
-        ``"auto"`` (default), ``"kdtree"``, ``"torch"`` or ``"torch_cluster"``; see the module
+        ``"auto"`` (default), ``"kdtree"``, ``"scipy"``, ``"torch"`` or ``"torch_cluster"``; see the module
         docstring.
     max_block:
         Largest distance block (rows x columns) the ``"torch"`` backend builds at once; bounds
@@ -351,7 +356,13 @@ def knn(
             torch.empty((0, k), dtype=x.dtype, device=x.device),
         )
     if which == "kdtree":
-        idx = torch.from_numpy(_knn_kdtree(x, k, ptr)).to(x.device)
+        xn = x.detach().cpu().numpy()
+        if not np.isfinite(xn).all():
+            raise ValueError("x contains NaN or inf; the kNN is undefined for non-finite points")
+        nb = knn_kdtree(xn, ptr.numpy(), k, num_threads=torch.get_num_threads())
+        idx = torch.from_numpy(nb).to(x.device)
+    elif which == "scipy":
+        idx = torch.from_numpy(_knn_scipy(x, k, ptr)).to(x.device)
     elif which == "torch":
         idx = _knn_torch(x, k, ptr, max_block)
     else:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import itertools
 
 import numpy as np
 import pytest
 import torch
 
 from calo.nn import batch_to_ptr, gather_dist2, knn, knn_graph
+from calo.nn._knn_kdtree import knn_kdtree
 
-BACKENDS = ["kdtree", "torch"]
+BACKENDS = ["kdtree", "scipy", "torch"]
 
 
 def brute_force(x: torch.Tensor, k: int, batch: torch.Tensor | None) -> np.ndarray:
@@ -110,6 +112,53 @@ def test_duplicates_keep_the_point_itself_first(backend):
     assert d2[6:].tolist() == [[0, 0, 0, 4]] * 3
     for row in idx.tolist():
         assert len(set(row)) == 4
+
+
+def reference_with_index_ties(x: np.ndarray, ptr: list[int], k: int) -> np.ndarray:
+    """Brute force ordered by (distance, index), the point itself moved to the front."""
+    out = np.full((len(x), k), -1)
+    for lo, hi in itertools.pairwise(ptr):
+        for i in range(lo, hi):
+            d2 = ((x[lo:hi] - x[i]) ** 2).sum(1)
+            order = np.lexsort((np.arange(lo, hi), d2))[: min(k, hi - lo)] + lo
+            if i not in order:
+                order[-1] = i
+            order = np.concatenate([[i], order[order != i]])
+            out[i, : len(order)] = order
+    return out
+
+
+@pytest.mark.parametrize("leaf_size", [1, 2, 7, 32])
+def test_kdtree_ties_broken_by_index(leaf_size):
+    # a 3-D integer grid repeated twice: exact ties and exact twins across many leaves
+    g = np.arange(4.0)
+    grid = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    x = np.concatenate([grid, grid[::-1], grid[:5]])
+    ptr = [0, 64, 128, 133]
+    got = knn_kdtree(x, np.array(ptr), 10, leaf_size=leaf_size)
+    idx, _ = knn(
+        torch.from_numpy(x), 10, torch.repeat_interleave(torch.arange(3), torch.tensor([64, 64, 5]))
+    )
+    assert np.array_equal(idx.numpy(), reference_with_index_ties(x, ptr, 10))
+    # before moving the point itself to the front, the raw tree output is the (d, index) order
+    raw = np.full_like(got, -1)
+    for lo, hi in itertools.pairwise(ptr):
+        for i in range(lo, hi):
+            d2 = ((x[lo:hi] - x[i]) ** 2).sum(1)
+            o = np.lexsort((np.arange(lo, hi), d2))[: min(10, hi - lo)] + lo
+            raw[i, : len(o)] = o
+    assert np.array_equal(got, raw)
+
+
+def test_kdtree_threads_give_identical_results(ragged):
+    x, batch = ragged([3000, 17], 4, seed=7)
+    ptr = batch_to_ptr(batch, len(batch)).numpy()
+    one = knn_kdtree(x.numpy(), ptr, 40, num_threads=1)
+    two = knn_kdtree(x.numpy(), ptr, 40, num_threads=2)
+    assert np.array_equal(one, two)
+    d2 = gather_dist2(x, torch.from_numpy(one)).double().numpy()
+    ref = brute_force(x, 40, batch)
+    np.testing.assert_allclose(d2, ref, rtol=1e-5, atol=1e-6)
 
 
 def test_torch_backend_chunked_equals_kdtree(ragged):
