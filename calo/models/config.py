@@ -145,7 +145,5 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.name not in ("gravnet", "garnet", "edgeconv"):
-            raise ConfigError(
-                f"model.name must be gravnet, garnet or edgeconv; got {self.name!r}"
-            )
+            raise ConfigError(f"model.name must be gravnet, garnet or edgeconv; got {self.name!r}")
         _positive(self, "in_features", "n_showers")

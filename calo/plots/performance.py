@@ -94,7 +94,9 @@ def plot_response(methods: Mapping[str, Any], path: str | Path) -> Path:
             axes[0, col].errorbar(x, mean, xerr=xerr, yerr=width, color=color, marker=marker,
                                   ls="none", label=name, capsize=2)  # fmt: skip
             with np.errstate(invalid="ignore", divide="ignore"):
-                axes[1, col].plot(x, width / mean, color=color, marker=marker, label=f"{name} width")
+                axes[1, col].plot(
+                    x, width / mean, color=color, marker=marker, label=f"{name} width"
+                )
                 axes[1, col].plot(x, rms / mean, color=color, marker=marker, ls="--", mfc="none",
                                   label=f"{name} RMS")  # fmt: skip
         axes[0, col].axhline(1.0, color="grey", lw=0.8)
@@ -135,7 +137,7 @@ def plot_event_display(event: Mapping[str, Any], path: str | Path) -> Path:
     rows = ["truth"] + [k for k in event if k not in ("pos", "energy", "truth")]
     fig, axes = plt.subplots(len(rows), 2, figsize=(8, 3.2 * len(rows)), squeeze=False)
     w = np.clip(e, 0, None)
-    cx, cy = (np.average(pos[:, :2], axis=0, weights=w) if w.sum() > 0 else pos[:, :2].mean(0))
+    cx, cy = np.average(pos[:, :2], axis=0, weights=w) if w.sum() > 0 else pos[:, :2].mean(0)
     r = np.hypot(pos[:, 0] - cx, pos[:, 1] - cy)
     size = 8 + 120 * np.sqrt(w / (w.max() if w.max() > 0 else 1))
     sc = None

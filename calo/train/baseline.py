@@ -72,7 +72,9 @@ class BaselineConfig:
         if not self.radius > 0:
             raise ConfigError(f"baseline.radius must be > 0, got {self.radius}")
         if self.min_seed_distance < 0:
-            raise ConfigError(f"baseline.min_seed_distance must be >= 0, got {self.min_seed_distance}")
+            raise ConfigError(
+                f"baseline.min_seed_distance must be >= 0, got {self.min_seed_distance}"
+            )
         if self.iterations < 0:
             raise ConfigError(f"baseline.iterations must be >= 0, got {self.iterations}")
         if self.slope_damping < 0:

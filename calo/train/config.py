@@ -159,7 +159,9 @@ class TrainerConfig:
             raise ConfigError(f"trainer.max_steps must be -1 or >= 1, got {self.max_steps}")
         dev = str(self.devices)
         if dev != "auto" and not (dev.isdigit() and int(dev) > 0) and dev != "-1":
-            raise ConfigError(f"trainer.devices must be 'auto', -1 or a positive count, got {dev!r}")
+            raise ConfigError(
+                f"trainer.devices must be 'auto', -1 or a positive count, got {dev!r}"
+            )
         self.devices = dev
         if self.accelerator not in ("auto", "cpu", "gpu", "cuda", "mps"):
             raise ConfigError(
@@ -175,7 +177,9 @@ class TrainerConfig:
                     f"got {v}"
                 )
         if self.log_every_n_steps < 1:
-            raise ConfigError(f"trainer.log_every_n_steps must be >= 1, got {self.log_every_n_steps}")
+            raise ConfigError(
+                f"trainer.log_every_n_steps must be >= 1, got {self.log_every_n_steps}"
+            )
 
     def lightning_devices(self) -> int | str:
         """``devices`` as Lightning wants it (an int count or ``"auto"``)."""

@@ -25,13 +25,21 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch.utils.data import Sampler
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
 from calo.errors import DataError
 from calo.train.config import DataConfig
 
-__all__ = ["CaloDataModule", "builtin_data_file", "check_truth", "default_cache_dir", "split_indices"]
+__all__ = [
+    "CaloDataModule",
+    "EpochShuffleSampler",
+    "builtin_data_file",
+    "check_truth",
+    "default_cache_dir",
+    "split_indices",
+]
 
 
 def default_cache_dir() -> Path:
@@ -99,7 +107,9 @@ def check_truth(events: list[Data], source: str) -> None:
                     entry=i,
                 )
         if d.y.dim() != 2 or d.y.shape[0] != d.num_nodes:
-            raise DataError(f"truth y has shape {tuple(d.y.shape)}, expected [N, K]", file=source, entry=i)
+            raise DataError(
+                f"truth y has shape {tuple(d.y.shape)}, expected [N, K]", file=source, entry=i
+            )
     if not any(bool((d.y > 0).any()) for d in events):
         raise DataError(
             "no hit has a nonzero truth fraction (hit_frac_* all zero): nothing to learn",
@@ -121,6 +131,36 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[list[int], li
     return sorted(perm[n_val:]), sorted(perm[:n_val])
 
 
+class EpochShuffleSampler(Sampler[int]):
+    """Shuffles ``range(n)`` with a permutation fixed by ``(seed, epoch)``.
+
+    Lightning calls :meth:`set_epoch` before every epoch, so the order of an epoch does not
+    depend on what ran before it: a run resumed from a checkpoint sees the same batches as an
+    uninterrupted one.
+
+    Examples
+    --------
+    >>> s = EpochShuffleSampler(5, seed=1)
+    >>> a = list(s); s.set_epoch(1); b = list(s); s.set_epoch(0)
+    >>> sorted(a) == list(range(5)), a == list(s), a != b
+    (True, True, True)
+    """
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the permutation of ``epoch``."""
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class CaloDataModule(L.LightningDataModule):
     """Lightning data module over ROOT files or the built-in sample.
 
@@ -130,6 +170,8 @@ class CaloDataModule(L.LightningDataModule):
         :class:`~calo.train.config.DataConfig`.
     normalization:
         A :class:`calo.io.Normalization` dict to apply (``None``: fit on the training events).
+    seed:
+        Seed of the per-epoch shuffling (:class:`EpochShuffleSampler`).
 
     Examples
     --------
@@ -137,9 +179,12 @@ class CaloDataModule(L.LightningDataModule):
     True
     """
 
-    def __init__(self, config: DataConfig, normalization: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, config: DataConfig, normalization: Mapping[str, Any] | None = None, seed: int = 0
+    ) -> None:
         super().__init__()
         self.config = config
+        self.seed = seed
         self.normalization = dict(normalization) if normalization is not None else None
         self.train_set: Any = None
         self.val_set: Any = None
@@ -151,7 +196,11 @@ class CaloDataModule(L.LightningDataModule):
         """The input files (the built-in sample's path when ``config.files`` is empty)."""
         if self.config.files:
             return [str(f) for f in self.config.files]
-        return [str(builtin_data_file(self.config.n_events, self.config.sim_seed, self.config.cache_dir))]
+        return [
+            str(
+                builtin_data_file(self.config.n_events, self.config.sim_seed, self.config.cache_dir)
+            )
+        ]
 
     def prepare_data(self) -> None:
         """Simulate the built-in sample if needed (Lightning calls this on one process)."""
@@ -172,9 +221,13 @@ class CaloDataModule(L.LightningDataModule):
         self.read_summary = raw.summary
         check_truth(raw.data, ", ".join(files))
         if len(raw) < 2:
-            raise DataError(f"need at least 2 events to split, got {len(raw)}", file=", ".join(files))
+            raise DataError(
+                f"need at least 2 events to split, got {len(raw)}", file=", ".join(files)
+            )
         tr, va = split_indices(len(raw), self.config.val_fraction, self.config.split_seed)
-        norm: Any = "fit" if self.normalization is None else Normalization.from_dict(self.normalization)
+        norm: Any = (
+            "fit" if self.normalization is None else Normalization.from_dict(self.normalization)
+        )
         self.train_set = HitDataset([raw[i] for i in tr], normalization=norm, features=raw.features)
         self.normalization = self.train_set.normalization.to_dict()
         self.val_set = HitDataset(
@@ -184,11 +237,11 @@ class CaloDataModule(L.LightningDataModule):
         self.n_showers = raw.n_particles
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches (reshuffled every epoch, seeded by ``seed_everything``)."""
+        """Training batches, reshuffled every epoch by :class:`EpochShuffleSampler`."""
         return DataLoader(
             self.train_set,
             batch_size=self.config.batch_size,
-            shuffle=True,
+            sampler=EpochShuffleSampler(len(self.train_set), self.seed),
             num_workers=self.config.num_workers,
             persistent_workers=self.config.num_workers > 0,
         )

@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -161,7 +162,7 @@ def binned_stats(
     out: dict[str, list[float]] = {
         k: [] for k in ("lo", "hi", "n", "mean", "rms", "width", "median")
     }
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         sel = (te >= lo) & (te < hi)
         s = spread_stats(v[sel])
         out["lo"].append(float(lo))
@@ -245,7 +246,9 @@ class ResponseAccumulator:
         """Permutation-invariant loss of every collected event with signal."""
         return np.concatenate(self._loss) if self._loss else np.zeros(0)
 
-    def summary(self, edges: tuple[float, ...] | list[float] = DEFAULT_ENERGY_BINS) -> dict[str, Any]:
+    def summary(
+        self, edges: tuple[float, ...] | list[float] = DEFAULT_ENERGY_BINS
+    ) -> dict[str, Any]:
         """JSON-ready metrics: loss, overall and per-energy-bin response statistics."""
         r = self.responses()
         losses = self.event_losses()

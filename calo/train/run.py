@@ -59,7 +59,9 @@ def resolve_config(
     if resume_dir is not None and config_path is None:
         saved = resume_dir / "config.yaml"
         if not saved.is_file():
-            raise CheckpointError("cannot resume: the run folder has no config.yaml", file=resume_dir)
+            raise CheckpointError(
+                "cannot resume: the run folder has no config.yaml", file=resume_dir
+            )
         return load_yaml(TrainConfig, saved, overrides)
     if config_path is not None:
         return load_yaml(TrainConfig, config_path, overrides)
@@ -194,7 +196,7 @@ def train(
     if t.threads:
         torch.set_num_threads(t.threads)
     L.seed_everything(t.seed, workers=True, verbose=False)
-    dm = CaloDataModule(config.data, normalization)
+    dm = CaloDataModule(config.data, normalization, seed=t.seed)
     dm.prepare_data()
     dm.setup("fit")
     config.model.in_features = int(dm.n_features)

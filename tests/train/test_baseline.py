@@ -1,0 +1,96 @@
+"""The classical baseline on constructed two-shower events."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch_geometric.data import Batch, Data
+
+from calo.errors import ConfigError
+from calo.train.baseline import BaselineConfig, baseline_fractions, find_seeds, share_energy
+from calo.train.losses import permutation_invariant_loss
+from calo.train.metrics import ResponseAccumulator
+
+
+def _two_showers(
+    c0: tuple[float, float], c1: tuple[float, float], e0: float, e1: float, width: float = 0.8
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cells on a 0.5 cm grid in 3 layers; Gaussian transverse profiles (not the baseline's)."""
+    g = np.arange(-6.0, 6.01, 0.5)
+    xx, yy = np.meshgrid(g, g)
+    pos = np.concatenate(
+        [np.stack([xx.ravel(), yy.ravel(), np.full(xx.size, z)], axis=1) for z in (1.0, 2.0, 3.0)]
+    )
+
+    def dep(c: tuple[float, float], e: float) -> np.ndarray:
+        r2 = (pos[:, 0] - c[0]) ** 2 + (pos[:, 1] - c[1]) ** 2
+        return e * np.exp(-r2 / (2 * width**2)) / 3
+
+    d = np.stack([dep(c0, e0), dep(c1, e1)], axis=1)
+    keep = d.sum(1) > 1e-3
+    d = d[keep]
+    return pos[keep], d.sum(1), d / d.sum(1, keepdims=True)
+
+
+def test_seeds_are_the_two_shower_cores() -> None:
+    pos, e, _ = _two_showers((-2.0, 0.0), (2.5, 0.5), 30.0, 12.0)
+    s = find_seeds(pos[:, :2], e, 2, 1.5)
+    np.testing.assert_allclose(pos[s[0], :2], [-2.0, 0.0])
+    np.testing.assert_allclose(pos[s[1], :2], [2.5, 0.5])
+
+
+def test_well_separated_showers_are_split() -> None:
+    pos, e, t = _two_showers((-3.0, 0.0), (3.0, 0.0), 20.0, 20.0)
+    p = share_energy(pos, e, 2)
+    res = permutation_invariant_loss(torch.tensor(p), torch.tensor(t), torch.tensor(e))
+    assert float(res.loss) < 5e-3  # only the power-law tails of the profile leak
+    aligned = p[:, res.perm[0].numpy()]
+    core = np.hypot(np.abs(pos[:, 0]) - 3.0, pos[:, 1]) < 1.1
+    np.testing.assert_allclose(aligned[core], t[core], atol=0.02)
+
+
+def test_overlapping_showers_response_close_to_one() -> None:
+    pos, e, t = _two_showers((-1.0, 0.0), (1.2, 0.3), 25.0, 10.0)
+    p = share_energy(pos, e, 2, BaselineConfig(radius=0.8))
+    acc = ResponseAccumulator()
+    acc.update(torch.tensor(p), torch.tensor(t), torch.tensor(e))
+    r = acc.responses()
+    np.testing.assert_allclose(r["all"], [1.0, 1.0], atol=0.08)
+    # a uniform 50/50 split is far worse: it is what the baseline must beat
+    flat = ResponseAccumulator()
+    flat.update(torch.full((len(e), 2), 0.5), torch.tensor(t), torch.tensor(e))
+    assert acc.summary()["loss"] < 0.2 * flat.summary()["loss"]
+
+
+def test_batch_version_matches_per_event_and_counts_showers() -> None:
+    pos_a, e_a, t_a = _two_showers((-3.0, 0.0), (3.0, 0.0), 20.0, 5.0)
+    pos_b, e_b, _ = _two_showers((0.0, 0.0), (9.0, 9.0), 20.0, 1e-9)
+    t_b = np.tile([1.0, 0.0], (len(e_b), 1))  # one shower only
+    events = [
+        Data(pos=torch.tensor(pos_a, dtype=torch.float32), energy=torch.tensor(e_a, dtype=torch.float32),
+             y=torch.tensor(t_a, dtype=torch.float32)),
+        Data(pos=torch.tensor(pos_b, dtype=torch.float32), energy=torch.tensor(e_b, dtype=torch.float32),
+             y=torch.tensor(t_b, dtype=torch.float32)),
+    ]  # fmt: skip
+    batch = Batch.from_data_list(events)
+    out = baseline_fractions(batch)
+    assert out.shape == (len(e_a) + len(e_b), 2)
+    np.testing.assert_allclose(out[: len(e_a)].numpy(), share_energy(pos_a, e_a, 2), atol=1e-5)
+    # the second event has one shower: everything goes to column 0
+    np.testing.assert_allclose(out[len(e_a) :].numpy(), np.tile([1.0, 0.0], (len(e_b), 1)))
+
+
+def test_degenerate_inputs() -> None:
+    assert share_energy(np.zeros((0, 3)), np.zeros(0), 2).shape == (0, 2)
+    p = share_energy(np.zeros((1, 3)), np.ones(1), 2, n_columns=3)  # fewer hits than showers
+    assert p.tolist() == [[1.0, 0.0, 0.0]]
+    # all hits at one place: still fractions that sum to one
+    p = share_energy(np.zeros((4, 3)), np.ones(4), 2)
+    np.testing.assert_allclose(p.sum(1), 1.0)
+
+
+@pytest.mark.parametrize("kw", [{"radius": 0.0}, {"iterations": -1}, {"min_seed_distance": -1.0}])
+def test_invalid_baseline_config(kw: dict[str, float]) -> None:
+    with pytest.raises(ConfigError):
+        BaselineConfig(**kw)
