@@ -153,6 +153,7 @@ def _raw_from_hex(tokens: list[str], t: FixedType) -> np.ndarray:
     return np.array([float.fromhex(v) * 2.0**t.frac for v in tokens]).astype(np.int64)
 
 
+@pytest.mark.slow
 def test_cast_matches_ap_fixed_bit_for_bit(cpp_cases):
     lines, n = cpp_cases["lines"], cpp_cases["n"]
     pos = 0
@@ -177,6 +178,7 @@ def test_cast_matches_ap_fixed_bit_for_bit(cpp_cases):
     assert checked == len(cpp_cases["pairs"]) * n
 
 
+@pytest.mark.slow
 def test_quantize_from_double_matches_ap_fixed(cpp_cases):
     lines, n = cpp_cases["lines"], cpp_cases["n"]
     pos = n * len(cpp_cases["pairs"])
@@ -188,6 +190,7 @@ def test_quantize_from_double_matches_ap_fixed(cpp_cases):
         assert bad.size == 0, f"{x[bad[0]]!r} -> {d}: ours {ours[bad[0]]}, ap_fixed {ref[bad[0]]}"
 
 
+@pytest.mark.slow
 def test_product_and_accumulation_match_ap_fixed(cpp_cases):
     lines, n = cpp_cases["lines"], cpp_cases["n"]
     pos = n * (len(cpp_cases["pairs"]) + len(cpp_cases["dsts"]))
