@@ -1,7 +1,8 @@
 """Exact kNN of every point among the points of its event: a KD-tree searched leaf by leaf (numba).
 
 One KD-tree per event (median splits on the widest coordinate, leaves of at most ``leaf_size``
-points stored contiguously). The points of a leaf are queried together, in parallel over leaves:
+points stored contiguously). The points of a leaf are queried together, in parallel over leaves (threads
+running the GIL-free numba kernel on blocks of leaves):
 
 1. bound: for each query ``q`` of leaf ``Q`` the ``k``-th smallest squared distance ``r_q`` to the
    points of the smallest ancestor of ``Q`` holding at least ``k`` points (an upper bound of the
@@ -16,6 +17,9 @@ and float64 input; ties are broken by the lower index.
 """
 
 from __future__ import annotations
+
+import itertools
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -185,22 +189,36 @@ def _dist2(ps, q, j, s):  # pragma: no cover - compiled
     return d2
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def _query(
-    pts, ptr, k, perm, lo_a, hi_a, left_a, right_a, parent_a, bmin, bmax, roots, leaves
+    ps,
+    ptr,
+    k,
+    perm,
+    lo_a,
+    hi_a,
+    left_a,
+    right_a,
+    parent_a,
+    bmin,
+    bmax,
+    roots,
+    leaves,
+    l0,
+    l1,
+    out,
+    outd,
 ):  # pragma: no cover - compiled
-    n, s = pts.shape
-    out = np.full((n, k), -1, np.int64)
-    # event of every leaf: via the root reached from it
+    """Fill rows of out (indices) and outd (squared distances) for the points of leaves[l0:l1].
+
+    ``ps`` are the points in tree order.
+    """
+    s = ps.shape[1]
     event_of_root = np.full(lo_a.shape[0], -1, np.int64)
     for e in range(roots.shape[0]):
         if roots[e] >= 0:
             event_of_root[roots[e]] = e
-    ps = np.empty((n, s))
-    for i in range(n):
-        for d in range(s):
-            ps[i, d] = pts[perm[i], d]
-    for li in numba.prange(leaves.shape[0]):
+    for li in range(l0, l1):
         leaf = leaves[li]
         root = leaf
         while parent_a[root] >= 0:
@@ -283,16 +301,31 @@ def _query(
                     topi[pos] = pj
                     if cnt == kk and topd[kk - 1] < thr:
                         thr = topd[kk - 1]
+            # the point itself first (it can tie with exact twins, or be crowded out by k of them)
             row = perm[q]
+            pos = kk - 1
+            for t in range(kk):
+                if topi[t] == row:
+                    pos = t
+                    break
+            while pos > 0:
+                topi[pos] = topi[pos - 1]
+                topd[pos] = topd[pos - 1]
+                pos -= 1
+            topi[0] = row
+            topd[0] = 0.0
             for t in range(kk):
                 out[row, t] = topi[t]
-    return out
+                outd[row, t] = topd[t]
 
 
 def knn_kdtree(
     pts: np.ndarray, ptr: np.ndarray, k: int, leaf_size: int = 32, num_threads: int = 1
-) -> np.ndarray:
-    """Indices ``[N, k]`` (int64, ``-1`` where the event has fewer than ``k`` points).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``[N, k]`` (int64, ``-1`` where the event has fewer than ``k`` points) and their
+    squared distances ``[N, k]`` (float64, ``inf`` for missing).
+
+    Column 0 is the point itself; the others are ordered by (distance, index).
 
     Parameters
     ----------
@@ -310,17 +343,32 @@ def knn_kdtree(
     Examples
     --------
     >>> x = np.array([[0.0], [1.0], [3.0]])
-    >>> knn_kdtree(x, np.array([0, 3]), 2).tolist()
-    [[0, 1], [1, 0], [2, 1]]
+    >>> idx, d2 = knn_kdtree(x, np.array([0, 3]), 2)
+    >>> idx.tolist(), d2.tolist()
+    ([[0, 1], [1, 0], [2, 1]], [[0.0, 1.0], [0.0, 1.0], [0.0, 4.0]])
     """
     pts = np.ascontiguousarray(pts, dtype=np.float64)
     ptr = np.ascontiguousarray(ptr, dtype=np.int64)
-    if pts.shape[0] == 0:
-        return np.full((0, k), -1, dtype=np.int64)
+    n = pts.shape[0]
+    out = np.full((n, k), -1, dtype=np.int64)
+    outd = np.full((n, k), np.inf)
+    if n == 0:
+        return out, outd
     tree = _build(pts, ptr, leaf_size)
-    old = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(num_threads, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        return _query(pts, ptr, k, *tree)
-    finally:
-        numba.set_num_threads(old)
+    ps = np.ascontiguousarray(pts[tree[0]])
+    n_leaves = tree[-1].shape[0]
+    # threads only pay off with enough work; the numba kernel releases the GIL
+    workers = max(1, min(num_threads, n // 2048, n_leaves))
+    if workers == 1:
+        _query(ps, ptr, k, *tree, 0, n_leaves, out, outd)
+        return out, outd
+    bounds = np.linspace(0, n_leaves, 4 * workers + 1).astype(np.int64)
+    with ThreadPoolExecutor(workers) as pool:
+        jobs = [
+            pool.submit(_query, ps, ptr, k, *tree, int(lo), int(hi), out, outd)
+            for lo, hi in itertools.pairwise(bounds)
+            if hi > lo
+        ]
+        for job in jobs:
+            job.result()
+    return out, outd

@@ -295,6 +295,28 @@ def _self_first(idx: Tensor) -> Tensor:
     return idx
 
 
+class _Dist2(torch.autograd.Function):
+    """Squared distances already computed (by the KD-tree), with the gradient of
+    ``||x_i - x_{idx[i, m]}||^2`` with respect to ``x``; saves the [N, k, S] gather in the forward.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, idx: Tensor, d2: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, idx)
+        return d2
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        x, idx = ctx.saved_tensors
+        valid = idx >= 0
+        nb = idx.clamp(min=0)
+        g = torch.where(valid, grad, torch.zeros_like(grad)) * 2.0  # [N, k]
+        contrib = g.unsqueeze(-1) * (x.unsqueeze(1) - x[nb])  # [N, k, S]: d/dx_i
+        gx = contrib.sum(1)
+        gx = gx.index_add(0, nb.reshape(-1), -contrib.reshape(-1, x.shape[1]))
+        return gx, None, None
+
+
 def knn(
     x: Tensor,
     k: int,
@@ -359,8 +381,10 @@ def knn(
         xn = x.detach().cpu().numpy()
         if not np.isfinite(xn).all():
             raise ValueError("x contains NaN or inf; the kNN is undefined for non-finite points")
-        nb = knn_kdtree(xn, ptr.numpy(), k, num_threads=torch.get_num_threads())
+        nb, d2 = knn_kdtree(xn, ptr.numpy(), k, num_threads=torch.get_num_threads())
         idx = torch.from_numpy(nb).to(x.device)
+        d2 = torch.from_numpy(d2).to(device=x.device, dtype=x.dtype)
+        return idx, _Dist2.apply(x, idx, d2)
     elif which == "scipy":
         idx = torch.from_numpy(_knn_scipy(x, k, ptr)).to(x.device)
     elif which == "torch":

@@ -135,27 +135,25 @@ def test_kdtree_ties_broken_by_index(leaf_size):
     grid = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
     x = np.concatenate([grid, grid[::-1], grid[:5]])
     ptr = [0, 64, 128, 133]
-    got = knn_kdtree(x, np.array(ptr), 10, leaf_size=leaf_size)
-    idx, _ = knn(
-        torch.from_numpy(x), 10, torch.repeat_interleave(torch.arange(3), torch.tensor([64, 64, 5]))
-    )
-    assert np.array_equal(idx.numpy(), reference_with_index_ties(x, ptr, 10))
-    # before moving the point itself to the front, the raw tree output is the (d, index) order
-    raw = np.full_like(got, -1)
-    for lo, hi in itertools.pairwise(ptr):
-        for i in range(lo, hi):
-            d2 = ((x[lo:hi] - x[i]) ** 2).sum(1)
-            o = np.lexsort((np.arange(lo, hi), d2))[: min(10, hi - lo)] + lo
-            raw[i, : len(o)] = o
-    assert np.array_equal(got, raw)
+    got, got_d2 = knn_kdtree(x, np.array(ptr), 10, leaf_size=leaf_size)
+    ref = reference_with_index_ties(x, ptr, 10)
+    assert np.array_equal(got, ref)
+    valid = ref >= 0
+    exact = ((x[np.where(valid, ref, 0)] - x[:, None, :]) ** 2).sum(-1)
+    assert np.array_equal(got_d2[valid], exact[valid])
+    assert np.isinf(got_d2[~valid]).all()
+    batch = torch.repeat_interleave(torch.arange(3), torch.tensor([64, 64, 5]))
+    idx, d2 = knn(torch.from_numpy(x), 10, batch)
+    assert np.array_equal(idx.numpy(), ref)
+    assert torch.equal(d2, torch.from_numpy(got_d2))
 
 
 def test_kdtree_threads_give_identical_results(ragged):
     x, batch = ragged([3000, 17], 4, seed=7)
     ptr = batch_to_ptr(batch, len(batch)).numpy()
-    one = knn_kdtree(x.numpy(), ptr, 40, num_threads=1)
-    two = knn_kdtree(x.numpy(), ptr, 40, num_threads=2)
-    assert np.array_equal(one, two)
+    one, d_one = knn_kdtree(x.numpy(), ptr, 40, num_threads=1)
+    two, d_two = knn_kdtree(x.numpy(), ptr, 40, num_threads=2)
+    assert np.array_equal(one, two) and np.array_equal(d_one, d_two)
     d2 = gather_dist2(x, torch.from_numpy(one)).double().numpy()
     ref = brute_force(x, 40, batch)
     np.testing.assert_allclose(d2, ref, rtol=1e-5, atol=1e-6)
