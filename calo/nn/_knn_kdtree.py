@@ -137,11 +137,13 @@ def _box_box(bmin, bmax, a, b):  # pragma: no cover - compiled
     return d2
 
 
-@numba.njit(cache=True)
-def _point_box(q, bmin, bmax, b):  # pragma: no cover - compiled
+@numba.njit(cache=True, inline="always")
+def _point_box(ps, q, bmin, bmax, b):  # pragma: no cover - compiled
+    """Squared distance of point ps[q] to the box of node b (0 inside)."""
     d2 = 0.0
-    for d in range(q.shape[0]):
-        gap = max(bmin[b, d] - q[d], q[d] - bmax[b, d], 0.0)
+    for d in range(ps.shape[1]):
+        v = ps[q, d]
+        gap = max(bmin[b, d] - v, v - bmax[b, d], 0.0)
         d2 += gap * gap
     return d2
 
@@ -276,7 +278,7 @@ def _query(
                 c = order[oc]
                 if bb[c] > thr:
                     break
-                if _point_box(ps[q], bmin, bmax, cand[c]) > thr:
+                if _point_box(ps, q, bmin, bmax, cand[c]) > thr:
                     continue
                 node = cand[c]
                 for j in range(lo_a[node], hi_a[node]):
