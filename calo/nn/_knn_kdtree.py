@@ -210,12 +210,16 @@ def _query(
     l1,
     out,
     outd,
+    pt,
 ):  # pragma: no cover - compiled
     """Fill rows of out (indices) and outd (squared distances) for the points of leaves[l0:l1].
 
     ``ps`` are the points in tree order.
     """
     s = ps.shape[1]
+    max_leaf = 1
+    for li in range(leaves.shape[0]):
+        max_leaf = max(max_leaf, hi_a[leaves[li]] - lo_a[leaves[li]])
     event_of_root = np.full(lo_a.shape[0], -1, np.int64)
     for e in range(roots.shape[0]):
         if roots[e] >= 0:
@@ -270,10 +274,15 @@ def _query(
         order = np.argsort(bb)  # shared by the queries of the leaf; bb bounds from below
         topd = np.empty(kk)
         topi = np.empty(kk, np.int64)
+        dbuf2 = np.empty(max_leaf)
         for qi in range(nq):
             q = qlo + qi
             thr = bound[qi]
             cnt = 0
+            q0 = ps[q, 0]
+            q1 = ps[q, 1 % s]
+            q2 = ps[q, 2 % s]
+            q3 = ps[q, 3 % s]
             for oc in range(nc):
                 c = order[oc]
                 if bb[c] > thr:
@@ -281,11 +290,23 @@ def _query(
                 if _point_box(ps, q, bmin, bmax, cand[c]) > thr:
                     continue
                 node = cand[c]
-                for j in range(lo_a[node], hi_a[node]):
-                    d2 = _dist2(ps, q, j, s)
+                jlo = lo_a[node]
+                m = hi_a[node] - jlo
+                if s == 4:  # vectorisable: coordinates stored per dimension (pt)
+                    for jj in range(m):
+                        a0 = pt[0, jlo + jj] - q0
+                        a1 = pt[1, jlo + jj] - q1
+                        a2 = pt[2, jlo + jj] - q2
+                        a3 = pt[3, jlo + jj] - q3
+                        dbuf2[jj] = (a0 * a0 + a1 * a1) + (a2 * a2 + a3 * a3)
+                else:
+                    for jj in range(m):
+                        dbuf2[jj] = _dist2(ps, q, jlo + jj, s)
+                for jj in range(m):
+                    d2 = dbuf2[jj]
                     if d2 > thr:
                         continue
-                    pj = perm[j]
+                    pj = perm[jlo + jj]
                     if cnt == kk:
                         if d2 == topd[kk - 1] and pj > topi[kk - 1]:
                             continue
@@ -358,16 +379,17 @@ def knn_kdtree(
         return out, outd
     tree = _build(pts, ptr, leaf_size)
     ps = np.ascontiguousarray(pts[tree[0]])
+    pt = np.ascontiguousarray(ps.T)  # [S, N], for the vectorised distance loop
     n_leaves = tree[-1].shape[0]
     # threads only pay off with enough work; the numba kernel releases the GIL
     workers = max(1, min(num_threads, n // 2048, n_leaves))
     if workers == 1:
-        _query(ps, ptr, k, *tree, 0, n_leaves, out, outd)
+        _query(ps, ptr, k, *tree, 0, n_leaves, out, outd, pt)
         return out, outd
     bounds = np.linspace(0, n_leaves, 4 * workers + 1).astype(np.int64)
     with ThreadPoolExecutor(workers) as pool:
         jobs = [
-            pool.submit(_query, ps, ptr, k, *tree, int(lo), int(hi), out, outd)
+            pool.submit(_query, ps, ptr, k, *tree, int(lo), int(hi), out, outd, pt)
             for lo, hi in itertools.pairwise(bounds)
             if hi > lo
         ]
