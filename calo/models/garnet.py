@@ -5,7 +5,7 @@ Shapes: hits ``x [N, F]`` of B events (``batch [N]``) -> fractions ``[N, K]``.
 .. math::
 
     h_0 = \\mathrm{Dense}(32, \\tanh)(x), \\qquad
-    h_b = \\mathrm{BatchNorm}(\\mathrm{GarNet}_b(h_{b-1})), \\quad b = 1 \\dots 11 ,
+    h_b = \\mathrm{BatchNorm}(\\tanh(\\mathrm{GarNet}_b(h_{b-1}))), \\quad b = 1 \\dots 11 ,
 
 each GarNet with 4 aggregators, F_LR = 20 and F_out = 32 (:class:`calo.nn.GarNetConv`, the
 paper's potential exp(-|d|), mean and max aggregation, ragged events); then
@@ -88,7 +88,7 @@ class GarNetModel(nn.Module):
         h = self.input(h)
         outs = []
         for conv, norm in zip(self.convs, self.norms, strict=True):
-            h = norm(conv(h, batch))
+            h = norm(torch.tanh(conv(h, batch)))
             outs.append(h)
         return self.head(torch.cat(outs, dim=1))
 

@@ -7,7 +7,7 @@ Block b (``n_blocks`` of them), input ``h_{b-1}`` (``h_0 = x``):
 .. math::
 
     u = [h_{b-1}, \\overline{h_{b-1}}^{event}] \\to 3 \\times \\mathrm{Dense}(64, \\tanh)
-    \\to \\mathrm{GravNet}(S=4, F_{LR}=22, F_{out}=48, k=40) \\to \\mathrm{BatchNorm} = h_b ,
+    \\to \\tanh(\\mathrm{GravNet}(S=4, F_{LR}=22, F_{out}=48, k=40)) \\to \\mathrm{BatchNorm} = h_b ,
 
 then :math:`[h_1, \\dots, h_B] \\to` Dense(128, relu) :math:`\\to` Dense(3, relu) :math:`\\to`
 Dense(K) + softmax over the K showers (REFERENCE.md section 1). The GravNet layer is
@@ -93,7 +93,7 @@ class GravNetModel(nn.Module):
         outs = []
         for dense, conv, norm in zip(self.dense, self.convs, self.norms, strict=True):
             h = dense(concat_event_mean(h, batch))
-            h = norm(conv(h, batch))
+            h = norm(torch.tanh(conv(h, batch)))
             outs.append(h)
         return self.head(torch.cat(outs, dim=1))
 

@@ -4,8 +4,10 @@ Definitions (REFERENCE.md section 1), per event and truth shower k, after the pr
 columns are matched to the truth showers with the permutation of lowest loss
 (:func:`calo.train.losses.permutation_invariant_loss`):
 
-* response on all hits :math:`R_k = \\sum_i p_{ik} E_i / \\sum_i t_{ik} E_i` (sums over all hits of
-  the event, noise hits included; a shower with :math:`\\sum_i t_{ik} E_i = 0` has no response);
+* response on all hits :math:`R_k = \\sum_i p_{ik} E_i / \\sum_i t_{ik} E_i`, summed over the
+  event's signal hits; noise-only hits (all truth fractions 0) are left out, as the truth gives
+  them to no shower and the loss gives them zero weight (a shower with
+  :math:`\\sum_i t_{ik} E_i = 0` has no response);
 * **shared hits** of an event are the hits to which at least two showers contribute more than
   ``shared_threshold`` (default 0.1) of the energy, i.e. the second-largest truth fraction
   exceeds the threshold; the shared response :math:`R^{sh}_k` is the same ratio summed over the
@@ -104,7 +106,8 @@ def shower_responses(
     if batch is None:
         batch = torch.zeros(pred.shape[0], dtype=torch.long, device=pred.device)
     nb = num_events if num_events is not None else (int(batch.max()) + 1 if batch.numel() else 0)
-    e = energy.unsqueeze(1)
+    signal = (target > 0).any(dim=1).unsqueeze(1).to(pred.dtype)
+    e = energy.unsqueeze(1) * signal
     shared = shared_hit_mask(target, shared_threshold).unsqueeze(1).to(pred.dtype)
     num = scatter(pred * e, batch, dim=0, dim_size=nb, reduce="sum")
     den = scatter(target * e, batch, dim=0, dim_size=nb, reduce="sum")

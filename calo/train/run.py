@@ -35,7 +35,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from calo.config import apply_overrides, load_yaml, save_yaml, to_dict
-from calo.errors import CheckpointError, ConfigError
+from calo.errors import CheckpointError, ConfigError, DataError
 from calo.train.checkpoint import AtomicCheckpointIO, read_checkpoint, resolve_checkpoint
 from calo.train.config import DataConfig, TrainConfig
 from calo.train.data import CaloDataModule
@@ -179,7 +179,15 @@ def train(
     -------
     dict or None
         The metrics written to ``metrics.json`` (``None`` on non-zero ranks of a DDP run).
+
+    Examples
+    --------
+    >>> cfg = resolve_config(None, ["trainer.max_epochs=1"], None)
+    >>> metrics = train(cfg, "runs/quick")  # doctest: +SKIP
+    >>> metrics["model_beats_baseline"]["rms"]  # doctest: +SKIP
+    True
     """
+    wall_start = time.perf_counter()
     out = Path(out)
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
@@ -218,6 +226,7 @@ def train(
     trainer = L.Trainer(
         max_epochs=t.max_epochs,
         max_steps=t.max_steps,
+        max_time={"minutes": t.max_time_minutes} if t.max_time_minutes else None,
         accelerator=t.accelerator,
         devices=t.lightning_devices(),
         strategy=t.strategy,
@@ -241,7 +250,8 @@ def train(
     if not trainer.is_global_zero:
         return None
     best = ckpt_dir / "best.ckpt"
-    model, _, _, history = load_model(best if best.is_file() else last)
+    model, _, _, _ = load_model(best if best.is_file() else last)
+    history = {k: list(v) for k, v in module.history.items()}  # all epochs, not just the best
     device = module.device if module.device.type != "cpu" else "cpu"
     result = evaluate(
         model,
@@ -260,6 +270,7 @@ def train(
             "model": config.model.name,
             "checkpoint": str(best if best.is_file() else last),
             "train_seconds": seconds,
+            "wall_seconds_before_plots": time.perf_counter() - wall_start,
             "epochs_run": int(trainer.current_epoch),
             "data": {
                 "files": dm.files(),
@@ -288,6 +299,12 @@ def evaluate_run(
     Without ``files`` the run's own validation events are used (same data configuration and
     split); with ``files`` all their events, normalised with the checkpoint's normalisation.
     ``out`` defaults to ``<run>/evaluation``.
+
+    Examples
+    --------
+    >>> metrics = evaluate_run("runs/quick", files=["other.root"])  # doctest: +SKIP
+    >>> sorted(metrics["methods"])  # doctest: +SKIP
+    ['baseline', 'model']
     """
     from calo.io import HitDataset
 
@@ -301,7 +318,7 @@ def evaluate_run(
         check_truth(ds.data, ", ".join(files))
         events = ds.data
         if ds.n_particles != cfg.model.n_showers:
-            raise ConfigError(
+            raise DataError(
                 f"the files have {ds.n_particles} truth showers per event, the model predicts "
                 f"{cfg.model.n_showers}"
             )

@@ -93,3 +93,12 @@ def test_spread_stats() -> None:
 def test_binned_stats_empty_bins_are_nan() -> None:
     b = binned_stats(np.array([6.0]), np.array([1.0]), [5, 10, 20])
     assert b["n"] == [1, 0] and np.isnan(b["mean"][1])
+
+
+def test_noise_only_hits_do_not_enter_the_response() -> None:
+    p, t, e = _event()
+    base = shower_responses(p, t, e)["all"]
+    p2 = torch.cat([p, torch.tensor([[1.0, 0.0]])])
+    t2 = torch.cat([t, torch.zeros(1, 2)])
+    e2 = torch.cat([e, torch.tensor([100.0])])
+    torch.testing.assert_close(shower_responses(p2, t2, e2)["all"], base)
