@@ -9,8 +9,9 @@ the same event with the smallest squared distance
 the point itself first (it is always included, also when other points coincide with it), the
 others nearest first. An event with fewer than ``k`` points leaves the missing slots as index
 ``-1`` and distance ``inf``. The indices are integers and carry no gradient; the distances are
-recomputed in torch from the indices, so they are differentiable with respect to ``x`` (GravNet
-learns its space through them).
+differentiable with respect to ``x`` (GravNet learns its space through them): the ``"kdtree"``
+backend returns its own float64 distances with the analytic gradient attached, the others
+recompute them in torch from the indices (:func:`gather_dist2`).
 
 Backends
 --------
