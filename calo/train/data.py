@@ -11,7 +11,7 @@ Examples
 >>> from calo.train.config import DataConfig
 >>> dm = CaloDataModule(DataConfig(files=["a.root"]))
 >>> dm.config.batch_size
-16
+8
 """
 
 from __future__ import annotations
