@@ -11,7 +11,7 @@ with the k = 40 nearest neighbours recomputed in the current feature space befor
 EdgeConv (within the hit's event, the hit itself included) and the edge MLP
 [64, 64, 64] (ReLU). After each of the first ``n_blocks - 1`` EdgeConvs a global exchange
 :math:`[h, \\bar h^{event}] \\to` Dense(64, relu); after the last one Dense(32, relu) ->
-Dense(3, relu) -> Dense(K) + softmax (REFERENCE.md section 1). The convolution is
+Dense(3) -> Dense(K) + softmax (REFERENCE.md section 1). The convolution is
 torch_geometric's :class:`~torch_geometric.nn.EdgeConv` on the graph of
 :func:`calo.nn.knn_graph`.
 
@@ -78,7 +78,7 @@ class DGCNNModel(nn.Module):
             if b < cfg.n_blocks - 1:
                 self.exchange.append(nn.Sequential(nn.Linear(2 * c, cfg.exchange), nn.ReLU()))
                 c = cfg.exchange
-        self.head = FractionHead(c, (cfg.head, cfg.bottleneck), ("relu", "relu"), n_showers)
+        self.head = FractionHead(c, (cfg.head, cfg.bottleneck), ("relu", "linear"), n_showers)
 
     def forward(self, data_or_x: object, batch: Tensor | None = None) -> Tensor:
         """Fractions ``[N, K]`` from a torch_geometric batch or from ``(x [N, F], batch [N])``."""

@@ -116,3 +116,39 @@ def test_sizes_are_configurable() -> None:
 def test_invalid_model_config_is_a_config_error(override: str) -> None:
     with pytest.raises(ConfigError):
         apply_overrides(ModelConfig(), [override])
+
+
+@pytest.mark.parametrize(
+    ("name", "small"),
+    [
+        ("gravnet", ["gravnet.n_blocks=1", "gravnet.dense=[16]", "gravnet.k=6"]),
+        ("garnet", ["garnet.n_blocks=2", "garnet.input_dense=16", "garnet.out_channels=16"]),
+        ("edgeconv", ["edgeconv.n_blocks=2", "edgeconv.k=6", "edgeconv.edge_mlp=[16]"]),
+    ],
+)
+def test_every_model_learns_a_separable_split(name: str, small: list[str]) -> None:
+    """Two blobs per event, the truth fraction is the blob: 60 Adam steps cut the loss by 3x."""
+    from calo.train.losses import permutation_invariant_loss
+
+    g = torch.Generator().manual_seed(4)
+    n_ev, n_hit = 6, 20
+    centres = torch.randn(n_ev, 2, 3, generator=g) * 3
+    side = (torch.arange(n_hit) >= n_hit // 2).long()
+    pos = centres[:, side] + 0.5 * torch.randn(n_ev, n_hit, 3, generator=g)
+    x = torch.cat([pos, torch.rand(n_ev, n_hit, 4, generator=g)], dim=2).reshape(-1, 7)
+    y = torch.nn.functional.one_hot(side, 2).float().repeat(n_ev, 1)
+    energy = torch.rand(n_ev * n_hit, generator=g) + 0.5
+    batch = torch.arange(n_ev).repeat_interleave(n_hit)
+    model = build_model(apply_overrides(ModelConfig(name=name), small))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+
+    def loss() -> torch.Tensor:
+        return permutation_invariant_loss(model(x, batch), y, energy, batch).loss
+
+    first = float(loss().detach())
+    for _ in range(60):
+        opt.zero_grad()
+        step = loss()
+        step.backward()
+        opt.step()
+    assert float(loss().detach()) < first / 3
