@@ -1,0 +1,620 @@
+"""Quantization-aware GarNetStack in PyTorch that computes exactly as hls4ml's firmware.
+
+:class:`QGarNetStack` holds the float weights of a simplified GarNet stack (Keras layout,
+:class:`~calo.fpga.garnet.GarNetWeights`) and runs in one of two modes:
+
+- ``quantized=False``: the float maths of :func:`calo.fpga.reference.garnet_float`
+  (``exp(-d^2)``, means over ``V_max``), in float32.
+- ``quantized=True``: the integer data flow of ``nnet_garnet.h`` (the one
+  :class:`~calo.fpga.reference.FixedGarNet` emulates), with every value held exactly in
+  float64 and every assignment to a typed variable done by a fake-quantizer. The weights are
+  quantized as hls4ml's converter does (:func:`~calo.fpga.garnet.quantize_sublayers`: the
+  contracted input transform ``W_in``, ``b_in``, each array in ``ap_fixed<iw+10, iw,
+  AP_RND, AP_SAT>`` sized from its values), the edge weight is read from the exp(-d^2) table
+  indexed by the raw bits of ``d`` (:func:`~calo.fpga.garnet.edge_weight_table`), sums are
+  made per group of ``U = V/R`` hits and normalised by ``V_max`` with right shifts, and the
+  casts follow the types of :class:`~calo.fpga.garnet.GarNetFixedConfig` with their rounding
+  and overflow modes (saturation and wrap-around included).
+
+Gradients use a straight-through estimator: every cast passes the gradient unchanged
+(zero outside the range of a saturating type), a right shift by k scales it by ``2**-k``,
+and the table read passes the derivative of ``exp(-d^2)`` at the quantized distance. In
+evaluation (no gradient) the output equals ``FixedGarNet(model.quantized_sublayers(),
+config)`` bit for bit; :meth:`QGarNetStack.to_reference` builds that reference.
+
+With ``ternary=True`` (the paper's quantized model) the input and output transform kernels
+(F_LR and F_out) are ternary in quantized mode: ``t(w) = sign(w) [|w| > threshold]`` in
+{-1, 0, 1}, gradient 1 for ``|w| <= 1`` (straight through, clipped), so the contracted
+``W_in`` holds small integers.
+
+:class:`QGarNetModel` is the paper's FPGA model: the stack, then Dense(16, relu),
+Dense(8, relu) and two outputs, an energy regression and a classification logit. **The head
+runs in float32 in both modes**: only the GarNetStack is quantized, and the firmware
+comparison (bit for bit with FixedGarNet and nnet_garnet.h) covers the stack's collapsed
+output, which is the head's input.
+
+Examples
+--------
+>>> import numpy as np, torch
+>>> from calo.fpga.garnet import GarNetFixedConfig
+>>> from calo.fpga.events import toy_events
+>>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+<torch._C.Generator object at ...>
+>>> cfg = GarNetFixedConfig(n_vertices=16, reuse_factor=4)
+>>> stack = QGarNetStack(config=cfg).eval()
+>>> X, n = toy_events(np.random.default_rng(0), 8, 16)
+>>> with torch.no_grad():
+...     y = stack(torch.as_tensor(X), torch.as_tensor(n))
+>>> ref = stack.to_reference()(X, n).output
+>>> y.shape, bool((y.numpy() == ref).all())
+(torch.Size([8, 16]), True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from calo.errors import ConfigError, DataError
+from calo.fpga.fixed import FixedType
+from calo.fpga.garnet import (
+    GarNetFixedConfig,
+    GarNetWeights,
+    QuantizedSublayer,
+    edge_weight_table,
+    quantize_sublayers,
+)
+from calo.fpga.reference import FixedGarNet
+
+__all__ = [
+    "PAPER_SUBLAYERS",
+    "QGarNetModel",
+    "QGarNetStack",
+    "fake_quantize",
+    "ternarize",
+]
+
+#: The paper's stack: (aggregators, F_LR, F_out) per sublayer.
+PAPER_SUBLAYERS: tuple[tuple[int, int, int], ...] = ((4, 8, 8), (4, 8, 8), (8, 16, 16))
+
+_Q_CODES = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV")
+
+
+# ---------------------------------------------------------------------- fake quantizers
+def _round_raw(y: Tensor, mode: str) -> Tensor:
+    """Round float64 ``y`` (raw units of the target, exact) to an integer with ``mode``."""
+    fl = torch.floor(y)
+    if mode == "TRN":
+        return fl
+    r = y - fl
+    if mode == "TRN_ZERO":
+        inc = (r > 0) & (y < 0)
+    elif mode == "RND":
+        inc = r >= 0.5
+    elif mode == "RND_ZERO":
+        inc = (r > 0.5) | ((r == 0.5) & (y < 0))
+    elif mode == "RND_MIN_INF":
+        inc = r > 0.5
+    elif mode == "RND_INF":
+        inc = (r > 0.5) | ((r == 0.5) & (y > 0))
+    else:  # RND_CONV
+        inc = (r > 0.5) | ((r == 0.5) & (torch.remainder(fl, 2.0) != 0))
+    return fl + inc.to(y.dtype)
+
+
+def fake_quantize(x: Tensor, t: FixedType) -> Tensor:
+    """Assign float64 values ``x`` to type ``t`` (``t v = x;`` in C++), straight-through.
+
+    ``x`` must hold exact values (float64 is exact for the widths calo supports). The result
+    is the value of ``t`` the assignment gives (rounding mode, then overflow mode: saturate,
+    wrap, ...). The gradient is 1, except outside ``[min, max]`` of a saturating type,
+    where it is 0.
+
+    Examples
+    --------
+    >>> import torch
+    >>> t = FixedType.parse("ap_fixed<8,3,AP_RND,AP_SAT>")
+    >>> fake_quantize(torch.tensor([1.03, -5.0, 100.0], dtype=torch.float64), t).tolist()
+    [1.03125, -4.0, 3.96875]
+    >>> fake_quantize(torch.tensor([4.5], dtype=torch.float64), FixedType(8, 3)).tolist()  # wrap
+    [-3.5]
+    """
+    scale = 2.0**t.frac
+    q = _round_raw(x.detach() * scale, t.rounding)
+    hi = float(t.max_raw)
+    lo = float(t.min_raw)
+    if t.signed and t.overflow == "SAT_SYM":
+        lo = -hi
+    if t.overflow == "WRAP":
+        if q.numel() and (bool(q.min() < lo) or bool(q.max() > hi)):
+            q = torch.remainder(q - lo, float(1 << t.width)) + lo
+    elif t.overflow == "SAT_ZERO":
+        q = torch.where((q < lo) | (q > hi), torch.zeros_like(q), q)
+    else:
+        q = q.clamp(lo, hi)
+    qv = q / scale
+    if not x.requires_grad:
+        return qv
+    if t.overflow == "WRAP":
+        return x + (qv - x).detach()
+    base = x.clamp(lo / scale, hi / scale)
+    return base + (qv - base).detach()
+
+
+def _shr(x: Tensor, frac: int, k: int) -> Tensor:
+    """``raw >> k`` of values ``x`` with ``frac`` fractional bits (floor), straight-through."""
+    if k == 0:
+        return x
+    qv = torch.floor(x.detach() * 2.0 ** (frac - k)) * 2.0**-frac
+    if not x.requires_grad:
+        return qv
+    xs = x * 2.0**-k
+    return xs + (qv - xs).detach()
+
+
+def _accumulate(start: Tensor | None, terms: Tensor, dim: int, t: FixedType, frac: int) -> Tensor:
+    """``acc = start; for k: acc = t(acc + terms[k])`` along ``dim`` (firmware order).
+
+    ``frac`` is the largest number of fractional bits of the terms and the start. When the
+    additions are exact (``frac <= t.frac``) and ``t`` wraps, the running casts equal one
+    cast of the total (wrap-around is arithmetic modulo ``2**W``), which is computed directly.
+    """
+    if t.overflow == "WRAP" and frac <= t.frac:
+        total = terms.sum(dim)
+        if start is not None:
+            total = total + start
+        return fake_quantize(total, t)
+    acc = start
+    for k in range(terms.shape[dim]):
+        term = terms.select(dim, k)
+        acc = fake_quantize(term if acc is None else acc + term, t)
+    if acc is None:
+        raise ConfigError("cannot accumulate zero terms")
+    return acc
+
+
+def ternarize(w: Tensor, threshold: float = 0.5) -> Tensor:
+    """Ternary weights ``sign(w) [|w| > threshold]`` in {-1, 0, 1}, straight-through.
+
+    The gradient is 1 for ``|w| <= 1`` and 0 outside (the latent weights stay bounded).
+
+    Examples
+    --------
+    >>> import torch
+    >>> ternarize(torch.tensor([-0.9, -0.2, 0.4, 0.7])).tolist()
+    [-1.0, 0.0, 0.0, 1.0]
+    """
+    q = torch.sign(w.detach()) * (w.detach().abs() > threshold).to(w.dtype)
+    if not w.requires_grad:
+        return q
+    base = w.clamp(-1.0, 1.0)
+    return base + (q - base).detach()
+
+
+# ---------------------------------------------------------------------- the stack
+class QGarNetStack(nn.Module):
+    r"""Simplified GarNet stack (hls4ml's GarNetStack) with quantization-aware training.
+
+    Per sublayer (input ``x [B, V, F_in]``, valid hits ``v < n``), in float mode:
+
+    .. math::
+
+        d_{va} = x_v S + b_S, \quad w_{va} = e^{-d_{va}^2}, \quad
+        h_{ap} = \frac{1}{V} \sum_{v<n} w_{va} (x_v F + b_F)_p, \quad
+        y_{vo} = b_o + \sum_{a,p} w_{va} h_{ap} K_{(a p) o}
+
+    and the stack output is the mean ``(1/V) sum_{v<n} y_v`` of the last sublayer. In
+    quantized mode the same maths runs in the firmware's fixed-point arithmetic (see the
+    module docstring).
+
+    Parameters
+    ----------
+    n_in:
+        Input features per hit (4 in the paper).
+    sublayers:
+        ``(aggregators, F_LR, F_out)`` per sublayer; default the paper's
+        ``((4, 8, 8), (4, 8, 8), (8, 16, 16))``.
+    config:
+        Sizes, reuse factor and fixed-point types (default ``GarNetFixedConfig()``: V_max 128,
+        R 32). It needs ``collapse="mean"`` and ``mean_by_nvert=False`` (normalisation by
+        V_max with shifts, as in the paper).
+    quantized:
+        Start in quantized mode (switch with :meth:`set_quantized`).
+    ternary:
+        Ternary F_LR and F_out kernels in quantized mode.
+    ternary_threshold:
+        Threshold of :func:`ternarize`.
+
+    Shapes
+    ------
+    ``forward(X [B, V, n_in], n [B]) -> [B, F_out of the last sublayer]`` (float64 in
+    quantized mode, float32 otherwise); ``V`` must equal ``config.n_vertices``.
+
+    Examples
+    --------
+    >>> stack = QGarNetStack()
+    >>> stack
+    QGarNetStack(n_in=4, sublayers=((4, 8, 8), (4, 8, 8), (8, 16, 16)), n_vertices=128, reuse_factor=32, quantized=True, ternary=False)
+    >>> [w.n_out for w in stack.garnet_weights()]
+    [8, 8, 16]
+    """
+
+    def __init__(
+        self,
+        n_in: int = 4,
+        sublayers: Sequence[Sequence[int]] = PAPER_SUBLAYERS,
+        config: GarNetFixedConfig | None = None,
+        quantized: bool = True,
+        ternary: bool = False,
+        ternary_threshold: float = 0.5,
+    ) -> None:
+        super().__init__()
+        config = config or GarNetFixedConfig()
+        if config.collapse != "mean":
+            raise ConfigError(
+                f"QGarNetStack needs collapse='mean' (a stack of nnet_garnet.h), got "
+                f"{config.collapse!r}"
+            )
+        if config.mean_by_nvert:
+            raise ConfigError(
+                "QGarNetStack normalises by V_max with shifts as the paper's firmware does; "
+                "mean_by_nvert=True is not supported"
+            )
+        subs = tuple(tuple(int(v) for v in s) for s in sublayers)
+        if not subs or any(len(s) != 3 or min(s) < 1 for s in subs):
+            raise ConfigError(
+                f"sublayers must be a non-empty list of (aggregators, F_LR, F_out) with "
+                f"positive sizes, got {sublayers!r}"
+            )
+        if n_in < 1:
+            raise ConfigError(f"n_in must be positive, got {n_in}")
+        if not 0.0 < ternary_threshold < 1.0:
+            raise ConfigError(f"ternary_threshold must be in (0, 1), got {ternary_threshold}")
+        self.n_in = int(n_in)
+        self.sublayer_dims = subs
+        self.config = config
+        self.quantized = bool(quantized)
+        self.ternary = bool(ternary)
+        self.ternary_threshold = float(ternary_threshold)
+        self.types = config.types()
+        self.layers = nn.ModuleList()
+        f_in = self.n_in
+        for a, p, o in subs:
+            layer = nn.Module()
+            layer.flr_kernel = nn.Parameter(torch.empty(f_in, p))
+            layer.flr_bias = nn.Parameter(torch.empty(p))
+            layer.s_kernel = nn.Parameter(torch.empty(f_in, a))
+            layer.s_bias = nn.Parameter(torch.empty(a))
+            layer.fout_kernel = nn.Parameter(torch.empty(a * p, o))
+            layer.fout_bias = nn.Parameter(torch.empty(o))
+            self.layers.append(layer)
+            f_in = o
+        self.register_buffer(
+            "table",
+            torch.as_tensor(self.types["edge_weight_t"].to_float(edge_weight_table(config))),
+            persistent=False,
+        )
+        self.reset_parameters()
+
+    @property
+    def n_out(self) -> int:
+        """Output features (F_out of the last sublayer)."""
+        return self.sublayer_dims[-1][2]
+
+    def reset_parameters(self) -> None:
+        """Glorot-uniform kernels and zero biases (Keras' defaults)."""
+        for layer in self.layers:
+            for name in ("flr_kernel", "s_kernel", "fout_kernel"):
+                nn.init.xavier_uniform_(getattr(layer, name))
+            for name in ("flr_bias", "s_bias", "fout_bias"):
+                nn.init.zeros_(getattr(layer, name))
+
+    def set_quantized(self, quantized: bool = True) -> QGarNetStack:
+        """Switch between quantized (firmware) and float arithmetic; returns ``self``."""
+        self.quantized = bool(quantized)
+        return self
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_in={self.n_in}, sublayers={self.sublayer_dims}, "
+            f"n_vertices={self.config.n_vertices}, reuse_factor={self.config.reuse_factor}, "
+            f"quantized={self.quantized}, ternary={self.ternary}"
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    # ------------------------------------------------------------------ weights
+    def _kernels(self, layer: nn.Module) -> tuple[Tensor, Tensor]:
+        if self.ternary and self.quantized:
+            return (
+                ternarize(layer.flr_kernel, self.ternary_threshold),
+                ternarize(layer.fout_kernel, self.ternary_threshold),
+            )
+        return layer.flr_kernel, layer.fout_kernel
+
+    def garnet_weights(self) -> list[GarNetWeights]:
+        """Float32 weights of each sublayer as the firmware takes them (ternarized kernels
+        if ``ternary``), for :func:`~calo.fpga.garnet.quantize_sublayers` and the export.
+
+        Examples
+        --------
+        >>> QGarNetStack(sublayers=((2, 3, 5),)).garnet_weights()[0].fout_kernel.shape
+        (6, 5)
+        """
+        out = []
+        with torch.no_grad():
+            for layer in self.layers:
+                if self.ternary:
+                    flr = ternarize(layer.flr_kernel, self.ternary_threshold)
+                    fout = ternarize(layer.fout_kernel, self.ternary_threshold)
+                else:
+                    flr, fout = layer.flr_kernel, layer.fout_kernel
+
+                def f32(t: Tensor) -> np.ndarray:
+                    return t.detach().cpu().to(torch.float32).numpy().copy()
+
+                out.append(
+                    GarNetWeights(
+                        flr_kernel=f32(flr),
+                        flr_bias=f32(layer.flr_bias),
+                        s_kernel=f32(layer.s_kernel),
+                        s_bias=f32(layer.s_bias),
+                        fout_kernel=f32(fout),
+                        fout_bias=f32(layer.fout_bias),
+                    )
+                )
+        return out
+
+    def quantized_sublayers(self) -> list[QuantizedSublayer]:
+        """The sublayers as hls4ml's converter quantizes them (what the firmware holds)."""
+        return quantize_sublayers(self.garnet_weights(), self.config)
+
+    def to_reference(self) -> FixedGarNet:
+        """The numba reference :class:`~calo.fpga.reference.FixedGarNet` of these weights.
+
+        In eval mode ``model(X, n)`` equals ``model.to_reference()(X, n).output`` bit for bit.
+        """
+        return FixedGarNet(self.quantized_sublayers(), self.config)
+
+    # ------------------------------------------------------------------ forward
+    def _check(self, X: Tensor, n: Tensor) -> None:
+        V = self.config.n_vertices
+        if X.ndim != 3 or X.shape[1] != V or X.shape[2] != self.n_in:
+            raise DataError(f"inputs must have shape [B, {V}, {self.n_in}], got {tuple(X.shape)}")
+        if n.shape != (X.shape[0],):
+            raise DataError(f"n must have shape [{X.shape[0]}], got {tuple(n.shape)}")
+        bad = torch.nonzero((n < 0) | (n > V))
+        if bad.numel():
+            i = int(bad[0, 0])
+            raise DataError(
+                f"number of hits {int(n[i])} outside 0..{V}; pad or truncate events to V_max",
+                entry=i,
+            )
+
+    def forward(self, X: Tensor, n: Tensor) -> Tensor:
+        """Stack output ``[B, F_out]`` for padded hits ``X [B, V, F_in]`` and counts ``n``."""
+        n = torch.as_tensor(n).to(device=X.device)
+        self._check(X, n)
+        if self.quantized:
+            return self._forward_fixed(X, n)
+        return self._forward_float(X, n)
+
+    def _forward_float(self, X: Tensor, n: Tensor) -> Tensor:
+        V = self.config.n_vertices
+        mask = (torch.arange(V, device=X.device)[None, :] < n[:, None]).to(torch.float32)
+        mask = mask[..., None]
+        h = X.to(torch.float32) * mask
+        for layer, (a, p, o) in zip(self.layers, self.sublayer_dims, strict=True):
+            flr, fout = layer.flr_kernel, layer.fout_kernel
+            f = h @ flr + layer.flr_bias
+            d = h @ layer.s_kernel + layer.s_bias
+            ew = torch.exp(-(d**2)) * mask
+            agg = torch.einsum("bva,bvp->bap", ew, f) / V
+            base = torch.einsum("bap,apo->bao", agg, fout.reshape(a, p, o))
+            h = (torch.einsum("bva,bao->bvo", ew, base) + layer.fout_bias) * mask
+        return h.sum(dim=1) / V
+
+    def _quantized_weights(self, qsubs: list[QuantizedSublayer]) -> list[dict[str, Tensor]]:
+        """Per sublayer: quantized weight values (float64) with straight-through gradients."""
+        out = []
+        for layer, q in zip(self.layers, qsubs, strict=True):
+            dev = layer.flr_kernel.device
+            flr, fout = self._kernels(layer)
+            a, p, o = q.n_aggregators, flr.shape[1], q.n_out
+            f64 = torch.float64
+            fo = fout.to(f64).reshape(a, p, o)
+            latent = {
+                "w_d": layer.s_kernel.to(f64).T,
+                "b_d": layer.s_bias.to(f64),
+                "w_in": torch.einsum("xp,apo->oax", flr.to(f64), fo),
+                "b_in": torch.einsum("p,apo->oa", layer.flr_bias.to(f64), fo),
+                "b_out": layer.fout_bias.to(f64),
+            }
+            vals = {}
+            for name, lat in latent.items():
+                qv = torch.as_tensor(q.values(name), dtype=f64, device=dev)
+                vals[name] = qv if not lat.requires_grad else lat + (qv - lat).detach()
+            out.append(vals)
+        return out
+
+    def _forward_fixed(self, X: Tensor, n: Tensor) -> Tensor:
+        cfg, ty = self.config, self.types
+        V, R = cfg.n_vertices, cfg.reuse_factor
+        U = V // R
+        log2u, log2r, log2v = (
+            cfg.n_vertices_width - cfg.log2_reuse,
+            cfg.log2_reuse,
+            cfg.n_vertices_width,
+        )
+        dist, ew, ewa = ty["distance_t"], ty["edge_weight_t"], ty["edge_weight_aggr_t"]
+        aggr, outt = ty["aggr_t"], ty["output_t"]
+        f64 = torch.float64
+        B = X.shape[0]
+        mask = (torch.arange(V, device=X.device)[None, :] < n[:, None]).to(f64)[..., None]
+        table = self.table.to(X.device)
+        dmask = (1 << dist.width) - 1
+        h = fake_quantize(X.to(f64), ty["input_t"]) * mask
+        qsubs = self.quantized_sublayers()
+        weights = self._quantized_weights(qsubs)
+        nl = len(self.layers)
+        for li, (q, w) in enumerate(zip(qsubs, weights, strict=True)):
+            data_t = ty["input_t"] if li == 0 else outt
+            wt = q.types
+            A, F, O = q.n_aggregators, q.n_in, q.n_out  # noqa: E741
+            # distance: d = distance_t(b_d); d = distance_t(d + distance_t(x_i W_d[a, i]))
+            d = fake_quantize(w["b_d"], dist).expand(B, V, A)
+            for i in range(F):
+                inc = fake_quantize(h[:, :, i : i + 1] * w["w_d"][:, i], dist)
+                d = fake_quantize(d + inc, dist)
+            code = torch.round(d.detach() * 2.0**dist.frac).to(torch.int64) & dmask
+            e = table[code]
+            if d.requires_grad:
+                g = torch.exp(-(d**2))
+                e = e + (g - g.detach())
+            e = e * mask  # [B, V, A]; hits v >= n are not summed
+            # sums over groups of U hits, shifted by log2 U, accumulated over the R groups
+            eg = e.reshape(B, R, U, A)
+            locE = _accumulate(None, eg, 2, ewa, ew.frac)
+            accE = _accumulate(None, _shr(locE, ewa.frac, log2u), 1, ewa, ewa.frac)
+            wi = fake_quantize(h[:, :, None, :] * e[..., None], data_t)  # [B, V, A, F]
+            locW = _accumulate(None, wi.reshape(B, R, U, A, F), 2, aggr, data_t.frac)
+            accW = _accumulate(None, _shr(locW, aggr.frac, log2u), 1, aggr, aggr.frac)
+            # normalise by V_max: >> log2 R (after >> log2 U above)
+            ewm = fake_quantize(_shr(accE, ewa.frac, log2r), ew)  # [B, A]
+            wfm = _shr(accW, aggr.frac, log2r)  # [B, A, F]
+            # aggregator outputs (contracted input transform)
+            ob = fake_quantize(ewm[:, None, :] * w["b_in"][None], aggr)  # [B, O, A]
+            for i in range(F):
+                ob = fake_quantize(ob + wfm[:, None, :, i] * w["w_in"][None, :, :, i], aggr)
+            if li < nl - 1:
+                start = fake_quantize(w["b_out"], outt).expand(B, V, O)
+                inc = fake_quantize(e[:, :, None, :] * ob[:, None, :, :], outt)  # [B,V,O,A]
+                h = _accumulate(start, inc, 3, outt, outt.frac) * mask
+            else:
+                bt = wt["b_out"]
+                bout_a = fake_quantize(w["b_out"], aggr)
+                bb = fake_quantize(bout_a[None, :] * n.to(f64)[:, None], aggr)
+                bn = fake_quantize(_shr(bb, aggr.frac, log2v), bt)
+                acc = fake_quantize(bn, outt)
+                terms = ewm[:, None, :] * ob  # [B, O, A]
+                h = _accumulate(acc, terms, 2, outt, ew.frac + aggr.frac)
+        return h
+
+    # ------------------------------------------------------------------ serialisation
+    def hparams(self) -> dict[str, Any]:
+        """Constructor arguments as plain data (for checkpoints).
+
+        Examples
+        --------
+        >>> QGarNetStack().hparams()["config"]["n_vertices"]
+        128
+        """
+        return {
+            "n_in": self.n_in,
+            "sublayers": [list(s) for s in self.sublayer_dims],
+            "config": asdict(self.config),
+            "quantized": self.quantized,
+            "ternary": self.ternary,
+            "ternary_threshold": self.ternary_threshold,
+        }
+
+
+class QGarNetModel(nn.Module):
+    """The FPGA paper's model: :class:`QGarNetStack` -> Dense(16, relu) -> Dense(8, relu) ->
+    energy regression (1) and classification logit (1).
+
+    The Dense head runs in float32 in both modes (only the stack is quantized); the
+    firmware comparison covers the stack output. The regression output predicts
+    ``E / energy_scale`` (``energy_scale`` in GeV); :meth:`predict` returns GeV and the
+    electron probability.
+
+    Parameters
+    ----------
+    stack:
+        The GarNetStack (default: the paper's, V_max 128, R 32).
+    head:
+        Widths of the hidden Dense layers (relu).
+    energy_scale:
+        GeV per unit of the regression output.
+
+    Examples
+    --------
+    >>> import torch
+    >>> m = QGarNetModel(QGarNetStack(config=GarNetFixedConfig(n_vertices=16, reuse_factor=4)))
+    >>> reg, logit = m(torch.zeros(2, 16, 4), torch.tensor([0, 3]))
+    >>> reg.shape, logit.shape
+    (torch.Size([2]), torch.Size([2]))
+    """
+
+    def __init__(
+        self,
+        stack: QGarNetStack | None = None,
+        head: Sequence[int] = (16, 8),
+        energy_scale: float = 100.0,
+    ) -> None:
+        super().__init__()
+        self.stack = stack or QGarNetStack()
+        if not head or any(int(h) < 1 for h in head):
+            raise ConfigError(f"head must list positive layer widths, got {head!r}")
+        if not energy_scale > 0:
+            raise ConfigError(f"energy_scale must be positive, got {energy_scale}")
+        self.head_dims = tuple(int(h) for h in head)
+        self.energy_scale = float(energy_scale)
+        layers: list[nn.Module] = []
+        f = self.stack.n_out
+        for width in self.head_dims:
+            layers += [nn.Linear(f, width), nn.ReLU()]
+            f = width
+        self.head = nn.Sequential(*layers)
+        self.regression = nn.Linear(f, 1)
+        self.classification = nn.Linear(f, 1)
+
+    def forward(self, X: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
+        """``(regression [B], classification logit [B])`` for padded hits and counts."""
+        z = self.head(self.stack(X, n).to(torch.float32))
+        return self.regression(z).squeeze(-1), self.classification(z).squeeze(-1)
+
+    @torch.no_grad()
+    def predict(self, X: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
+        """Energy in GeV and electron probability ``[B]`` each (no gradient)."""
+        reg, logit = self(X, n)
+        return reg * self.energy_scale, torch.sigmoid(logit)
+
+    def hparams(self) -> dict[str, Any]:
+        """Constructor arguments as plain data (for checkpoints)."""
+        return {
+            "stack": self.stack.hparams(),
+            "head": list(self.head_dims),
+            "energy_scale": self.energy_scale,
+        }
+
+    @classmethod
+    def from_hparams(cls, hp: dict[str, Any]) -> QGarNetModel:
+        """Rebuild (untrained) from :meth:`hparams`; raises ConfigError when malformed.
+
+        Examples
+        --------
+        >>> m = QGarNetModel.from_hparams(QGarNetModel().hparams())
+        >>> m.stack.config.n_vertices, m.head_dims
+        (128, (16, 8))
+        """
+        try:
+            s = dict(hp["stack"])
+            cfg = GarNetFixedConfig(**dict(s["config"]))
+            stack = QGarNetStack(
+                n_in=int(s["n_in"]),
+                sublayers=[tuple(x) for x in s["sublayers"]],
+                config=cfg,
+                quantized=bool(s["quantized"]),
+                ternary=bool(s["ternary"]),
+                ternary_threshold=float(s["ternary_threshold"]),
+            )
+            return cls(stack, head=hp["head"], energy_scale=float(hp["energy_scale"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"malformed QGarNetModel hyperparameters: {err!r}") from None
