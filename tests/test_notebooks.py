@@ -122,7 +122,8 @@ def test_runs_top_to_bottom_on_small_settings(
     try:
         client.execute()
     except CellExecutionError as e:
-        pytest.fail(f"{path.name} failed on small settings:\n{str(e)[-4000:]}", pytrace=False)
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(e))  # the traceback's terminal colours
+        pytest.fail(f"{path.name} failed on small settings:\n{message[-4000:]}", pytrace=False)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     figures = [o for o in outputs if "image/png" in o.get("data", {})]
