@@ -12,14 +12,19 @@ For hit features :math:`x_i \\in \\mathbb{R}^{F_{in}}`:
 
 ``V`` is ``exp(-10 d^2)`` by default (as torch_geometric and the reference code), or ``exp(-d^2)``
 (the paper) or ``exp(-|d|)``. The layer has no activation (the paper's model applies tanh
-after it). Memory is O(N k F_LR): the neighbours are gathered into ``[N, k, F_LR]`` tensors, no
-``[N, N]`` matrix is formed.
+after it). No ``[N, N]`` matrix is formed. On CPU the messages are never stored either: a fused
+kernel (numba) computes the sum and the max over the neighbours in one pass, and its backward
+recomputes the messages from ``h``, ``w`` and the index of each maximum, so the layer's memory
+is O(N (k + F_LR)) instead of the O(N k F_LR) of gathering ``[N, k, F_LR]`` messages (which is
+what other devices, and torch_geometric, do).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -29,6 +34,98 @@ from calo.nn.potentials import Potential, check_potential, potential_from_d2
 __all__ = ["GravNetConv"]
 
 _AGGRS = ("mean", "max", "sum")
+
+
+@numba.njit(cache=True, nogil=True)
+def _aggregate_forward(h, idx, w, want_max, out_sum, out_max, arg):  # pragma: no cover - numba
+    """``out_sum[i] = sum_j w_ij h[idx_ij]`` and ``out_max[i] = max_j w_ij h[idx_ij]`` (+ argmax).
+
+    Slots with ``idx < 0`` are skipped; column 0 (the hit itself) is always valid.
+    """
+    n, k = idx.shape
+    f = h.shape[1]
+    for i in range(n):
+        nb0 = idx[i, 0]
+        w0 = w[i, 0]
+        for c in range(f):
+            v = h[nb0, c] * w0
+            out_sum[i, c] = v
+            if want_max:
+                out_max[i, c] = v
+                arg[i, c] = 0
+        for j in range(1, k):
+            nb = idx[i, j]
+            if nb < 0:
+                continue
+            wij = w[i, j]
+            for c in range(f):
+                v = h[nb, c] * wij
+                out_sum[i, c] += v
+                if want_max and v > out_max[i, c]:
+                    out_max[i, c] = v
+                    arg[i, c] = j
+
+
+@numba.njit(cache=True, nogil=True)
+def _aggregate_backward(h, idx, w, g_sum, g_max, arg, has_max, grad_h, grad_w):  # pragma: no cover
+    """Gradients of :func:`_aggregate_forward` with respect to ``h`` and ``w`` (accumulated)."""
+    n, k = idx.shape
+    f = h.shape[1]
+    for i in range(n):
+        for j in range(k):
+            nb = idx[i, j]
+            if nb < 0:
+                continue
+            wij = w[i, j]
+            acc = 0.0
+            for c in range(f):
+                gs = g_sum[i, c]
+                acc += gs * h[nb, c]
+                grad_h[nb, c] += wij * gs
+            grad_w[i, j] += acc
+        if has_max:
+            for c in range(f):
+                j = arg[i, c]
+                nb = idx[i, j]
+                gm = g_max[i, c]
+                grad_w[i, j] += gm * h[nb, c]
+                grad_h[nb, c] += w[i, j] * gm
+
+
+class _FusedAggregate(torch.autograd.Function):
+    """Sum and max of ``w_ij h[idx_ij]`` over ``j`` without storing the ``[N, k, F]`` messages."""
+
+    @staticmethod
+    def forward(ctx, h: Tensor, idx: Tensor, w: Tensor, want_max: bool) -> tuple[Tensor, Tensor]:
+        h_np = h.detach().contiguous().numpy()
+        idx_np = idx.contiguous().numpy()
+        w_np = w.detach().contiguous().numpy()
+        n, f = idx.shape[0], h.shape[1]
+        out_sum = np.empty((n, f), dtype=h_np.dtype)
+        out_max = np.empty((n, f) if want_max else (0, f), dtype=h_np.dtype)
+        arg = np.empty((n, f) if want_max else (0, f), dtype=np.int32)
+        _aggregate_forward(h_np, idx_np, w_np, want_max, out_sum, out_max, arg)
+        arg_t = torch.from_numpy(arg)
+        ctx.save_for_backward(h, idx, w, arg_t)
+        ctx.want_max = want_max
+        ctx.mark_non_differentiable(arg_t)
+        return torch.from_numpy(out_sum), torch.from_numpy(out_max)
+
+    @staticmethod
+    def backward(ctx, g_sum: Tensor | None, g_max: Tensor | None):
+        h, idx, w, arg = ctx.saved_tensors
+        h_np = h.detach().contiguous().numpy()
+        w_np = w.detach().contiguous().numpy()
+        n, f = idx.shape[0], h.shape[1]
+        gs = np.zeros((n, f), h_np.dtype) if g_sum is None else g_sum.contiguous().numpy()
+        has_max = ctx.want_max and g_max is not None
+        gm = g_max.contiguous().numpy() if has_max else np.zeros((0, f), h_np.dtype)
+        grad_h = np.zeros_like(h_np)
+        grad_w = np.zeros_like(w_np)
+        _aggregate_backward(
+            h_np, idx.contiguous().numpy(), w_np, gs, gm, arg.numpy(), has_max, grad_h, grad_w
+        )
+        return torch.from_numpy(grad_h), None, torch.from_numpy(grad_w), None
 
 
 class GravNetConv(nn.Module):
@@ -152,6 +249,28 @@ class GravNetConv(nn.Module):
         idx, d2 = knn(s, self.k, batch, backend=self.knn_backend)
         w = potential_from_d2(d2, self.potential)  # [N, k], 0 for missing neighbours
         valid = idx >= 0
+        if x.device.type == "cpu" and h.dtype in (torch.float32, torch.float64):
+            agg = self._aggregate_fused(h, idx, w.to(h.dtype), valid)
+        else:
+            agg = self._aggregate_gather(h, idx, w, valid)
+        return self.lin_out1(x) + self.lin_out2(agg)
+
+    def _aggregate_fused(self, h: Tensor, idx: Tensor, w: Tensor, valid: Tensor) -> Tensor:
+        """Mean/max/sum of the messages on CPU by the fused kernel (no ``[N, k, F]`` tensor)."""
+        total, mx = _FusedAggregate.apply(h, idx, w, "max" in self.aggr)
+        parts = []
+        for a in self.aggr:
+            if a == "mean":
+                count = valid.sum(1, keepdim=True).clamp(min=1).to(total.dtype)
+                parts.append(total / count)
+            elif a == "sum":
+                parts.append(total)
+            else:
+                parts.append(mx)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+
+    def _aggregate_gather(self, h: Tensor, idx: Tensor, w: Tensor, valid: Tensor) -> Tensor:
+        """The same by gathering the ``[N, k, F_LR]`` messages (any device)."""
         msg = h[idx.clamp(min=0)] * w.unsqueeze(-1)  # [N, k, F_LR]
         parts = []
         for a in self.aggr:
@@ -163,8 +282,7 @@ class GravNetConv(nn.Module):
             else:
                 m = msg if bool(valid.all()) else msg.masked_fill(~valid.unsqueeze(-1), -torch.inf)
                 parts.append(m.amax(1))
-        agg = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
-        return self.lin_out1(x) + self.lin_out2(agg)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
     def __repr__(self) -> str:
         return (
