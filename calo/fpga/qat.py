@@ -23,9 +23,9 @@ evaluation (no gradient) the output equals ``FixedGarNet(model.quantized_sublaye
 config)`` bit for bit; :meth:`QGarNetStack.to_reference` builds that reference.
 
 With ``ternary=True`` (the paper's quantized model) the input and output transform kernels
-(F_LR and F_out) are ternary in quantized mode: ``t(w) = sign(w) [|w| > threshold]`` in
-{-1, 0, 1}, gradient 1 for ``|w| <= 1`` (straight through, clipped), so the contracted
-``W_in`` holds small integers.
+(F_LR and F_out) are ternary in quantized mode and in the export: ``{-s, 0, s}`` per kernel
+with ``s`` a power of two (:func:`ternarize`), so the contracted ``W_in`` holds small
+integers times a power of two.
 
 :class:`QGarNetModel` is the paper's FPGA model: the stack, then Dense(16, relu),
 Dense(8, relu) and two outputs, an energy regression and a classification logit. **The head
@@ -178,22 +178,32 @@ def _accumulate(start: Tensor | None, terms: Tensor, dim: int, t: FixedType, fra
     return acc
 
 
-def ternarize(w: Tensor, threshold: float = 0.5) -> Tensor:
-    """Ternary weights ``sign(w) [|w| > threshold]`` in {-1, 0, 1}, straight-through.
+def ternarize(w: Tensor, threshold: float = 0.7) -> Tensor:
+    """Ternary weights in ``{-s, 0, s}``, straight-through (ternary weight networks).
 
-    The gradient is 1 for ``|w| <= 1`` and 0 outside (the latent weights stay bounded).
+    Weights with ``|w| > threshold * mean|w|`` become ``s * sign(w)``, the others 0; the
+    scale ``s`` is the mean magnitude of the kept weights rounded to a power of two, so that a
+    multiplication by a weight is a sign flip and a shift in the firmware, and the contracted
+    transform ``W_in`` (a sum of products of two ternary kernels) is exactly representable.
+    The gradient is passed straight through.
 
     Examples
     --------
     >>> import torch
-    >>> ternarize(torch.tensor([-0.9, -0.2, 0.4, 0.7])).tolist()
+    >>> ternarize(torch.tensor([-0.9, -0.2, 0.1, 0.7])).tolist()
     [-1.0, 0.0, 0.0, 1.0]
     """
-    q = torch.sign(w.detach()) * (w.detach().abs() > threshold).to(w.dtype)
+    wd = w.detach()
+    mag = wd.abs()
+    keep = mag > threshold * mag.mean()
+    if bool(keep.any()):
+        scale = 2.0 ** torch.round(torch.log2(mag[keep].mean()))
+        q = torch.where(keep, torch.sign(wd) * scale, torch.zeros_like(wd))
+    else:
+        q = torch.zeros_like(wd)
     if not w.requires_grad:
         return q
-    base = w.clamp(-1.0, 1.0)
-    return base + (q - base).detach()
+    return w + (q - w).detach()
 
 
 # ---------------------------------------------------------------------- the stack
@@ -226,9 +236,9 @@ class QGarNetStack(nn.Module):
     quantized:
         Start in quantized mode (switch with :meth:`set_quantized`).
     ternary:
-        Ternary F_LR and F_out kernels in quantized mode.
+        Ternary F_LR and F_out kernels in quantized mode and in :meth:`garnet_weights`.
     ternary_threshold:
-        Threshold of :func:`ternarize`.
+        Threshold of :func:`ternarize`, relative to the mean magnitude of a kernel.
 
     Shapes
     ------
@@ -251,7 +261,7 @@ class QGarNetStack(nn.Module):
         config: GarNetFixedConfig | None = None,
         quantized: bool = True,
         ternary: bool = False,
-        ternary_threshold: float = 0.5,
+        ternary_threshold: float = 0.7,
     ) -> None:
         super().__init__()
         config = config or GarNetFixedConfig()
@@ -273,8 +283,8 @@ class QGarNetStack(nn.Module):
             )
         if n_in < 1:
             raise ConfigError(f"n_in must be positive, got {n_in}")
-        if not 0.0 < ternary_threshold < 1.0:
-            raise ConfigError(f"ternary_threshold must be in (0, 1), got {ternary_threshold}")
+        if not 0.0 <= ternary_threshold < 2.0:
+            raise ConfigError(f"ternary_threshold must be in [0, 2), got {ternary_threshold}")
         self.n_in = int(n_in)
         self.sublayer_dims = subs
         self.config = config

@@ -1,0 +1,228 @@
+"""Quality of the FPGA GarNet model, float and quantized, at V_max 128, 64, 32 and 16.
+
+Task (Iiyama et al. 2021, REFERENCE.md section 2): electron vs charged pion classification
+and energy regression on single-particle events (10-100 GeV) with about 30 background hits,
+simulated with calo.sim (the settings of data/make_sample.sh); the V_max most energetic hits,
+4 features relative to the seed (calo.fpga.data). Model: the paper's GarNetStack
+(aggregators (4, 4, 8), F_LR (8, 8, 16), F_out (8, 8, 16), mean collapse) -> Dense(16, relu)
+-> Dense(8, relu) -> regression + classification; reuse factor R = V_max / 4.
+
+Per V_max: train in float (``--epochs``), evaluate ("float"), then fine-tune the same model
+with the firmware's fixed-point arithmetic (``--qat-epochs``, quantization-aware with a
+straight-through estimator, hls4ml's default types) and evaluate ("quantized"). With
+``--ternary`` also a quantized model with ternary F_LR/F_out kernels (the paper's quantized
+model) at V_max 128. The Dense head runs in float32 in every model (only the GarNetStack is
+quantized). For every quantized model the stack outputs of the test events are compared bit
+for bit with the numba reference calo.fpga.reference.FixedGarNet.
+
+Metrics on the test events: ROC AUC of the electron probability; response E_pred / E_true:
+mean and RMS about the mean.
+
+Writes benchmarks/results/fpga_quality.{json,md}.
+
+Usage: python benchmarks/fpga_quality.py [--train 16000] [--test 4000] [--epochs 15]
+       [--qat-epochs 3] [--ternary] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from calo import __version__ as calo_version
+from calo.fpga.data import FPGAFeatures, load_e_pi, simulate_e_pi
+from calo.fpga.garnet import GarNetFixedConfig
+from calo.fpga.qat import QGarNetModel, QGarNetStack
+from calo.fpga.train import evaluate_model, train_model
+from calo.io import read_data
+from calo.io.features import FeatureSpec
+
+PUBLISHED = {  # (model, V_max): (ROC AUC, response RMS), Iiyama et al. 2021, table 2
+    ("continuous", 128): (0.98, 0.23),
+    ("quantized", 128): (0.98, 0.24),
+    ("quantized", 64): (0.96, 0.24),
+    ("quantized", 32): (0.86, 0.37),
+    ("quantized", 16): (0.64, 0.36),
+}
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _bit_compare(model: QGarNetModel, sample) -> dict[str, int]:
+    """Stack outputs of the torch model vs FixedGarNet on the same events."""
+    with torch.no_grad():
+        ours = model.stack(sample.X, sample.n).numpy()
+    ref = model.stack.to_reference()(sample.X.double().numpy(), sample.n.numpy())
+    same = (ours == ref.output).all(axis=1)
+    return {
+        "events": len(same),
+        "events_equal": int(same.sum()),
+        "reference_overflows": int(ref.overflow.total()),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--train", type=int, default=16000)
+    ap.add_argument("--test", type=int, default=4000)
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--qat-epochs", type=int, default=3)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--qat-lr", type=float, default=5e-4)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--v-max", type=int, nargs="+", default=[128, 64, 32, 16])
+    ap.add_argument("--ternary", action="store_true", help="also a ternary model at V_max 128")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", help="e/pi ROOT file to use instead of simulating")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    t_start = time.perf_counter()
+
+    n_total = args.train + args.test
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.data or str(Path(tmp) / "e_pi.root")
+        if args.data is None:
+            simulate_e_pi(path, n_total, seed=1000 + args.seed)
+        data, summary = read_data(
+            path, max_events=n_total, features=FeatureSpec(("x", "y", "z", "energy"))
+        )
+    if len(data) < n_total:
+        raise SystemExit(f"only {len(data)} events available, need {n_total}")
+    t_data = time.perf_counter() - t_start
+    print(f"{len(data)} events ready in {t_data:.0f} s ({summary})", flush=True)
+
+    rows = []
+    for v_max in args.v_max:
+        sample = load_e_pi(data, v_max=v_max)
+        train, test = sample.split(args.train)
+        cfg = GarNetFixedConfig(n_vertices=v_max, reuse_factor=max(v_max // 4, 1))
+        torch.manual_seed(args.seed)
+        model = QGarNetModel(QGarNetStack(config=cfg, quantized=False))
+        t0 = time.perf_counter()
+        train_model(
+            model, train, args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed
+        )
+        t_float = time.perf_counter() - t0
+        m = evaluate_model(model, test)
+        rows.append(
+            dict(
+                model="float",
+                v_max=v_max,
+                reuse_factor=cfg.reuse_factor,
+                train_seconds=t_float,
+                truncation=str(sample.truncation),
+                **m,
+            )
+        )
+        print(rows[-1], flush=True)
+        float_state = {k: v.clone() for k, v in model.state_dict().items()}
+        variants = [("quantized", False)]
+        if args.ternary and v_max == 128:
+            variants.append(("quantized-ternary", True))
+        for name, ternary in variants:
+            model.load_state_dict(float_state)
+            model.stack.ternary = ternary
+            model.stack.set_quantized(True)
+            t0 = time.perf_counter()
+            train_model(
+                model,
+                train,
+                args.qat_epochs,
+                lr=args.qat_lr,
+                batch_size=args.batch_size,
+                seed=args.seed + 100,
+            )
+            t_q = time.perf_counter() - t0
+            m = evaluate_model(model, test)
+            bits = _bit_compare(model, test)
+            rows.append(
+                dict(
+                    model=name,
+                    v_max=v_max,
+                    reuse_factor=cfg.reuse_factor,
+                    train_seconds=t_q,
+                    truncation=str(sample.truncation),
+                    bit_exact=bits,
+                    **m,
+                )
+            )
+            print(rows[-1], flush=True)
+            model.stack.ternary = False
+            model.stack.set_quantized(False)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpu": _cpu(), "threads": 1, "python": platform.python_version()},
+        "versions": {"calo": calo_version, "torch": torch.__version__, "numpy": np.__version__},
+        "settings": vars(args),
+        "features": asdict(FPGAFeatures()),
+        "types": {k: str(v) for k, v in GarNetFixedConfig().types().items()},
+        "total_seconds": time.perf_counter() - t_start,
+    }
+    (out / "fpga_quality.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    cmd = " ".join(["python benchmarks/fpga_quality.py", *sys.argv[1:]])
+    lines = [
+        "# FPGA GarNet quality: electron/pion ROC AUC and energy response",
+        "",
+        f"{meta['date']}, {meta['machine']['cpu']}, 1 thread, calo {calo_version}, "
+        f"torch {torch.__version__}; {args.train} training / {args.test} test events "
+        f"simulated with calo.sim (e/pi 10-100 GeV, ~30 background hits); "
+        f"{meta['total_seconds'] / 60:.1f} min in all.",
+        "",
+        f"Command: `{cmd.strip()}`",
+        "",
+        "Float: float32 GarNetStack. Quantized: the same model fine-tuned with the firmware's "
+        "fixed-point arithmetic (hls4ml default types for V_max and R = V_max/4); the Dense "
+        "head is float32 in every row. 'bit-exact' counts test events whose 16 stack "
+        "outputs equal calo.fpga.reference.FixedGarNet's bit for bit. Response = E_pred / "
+        "E_true; RMS about its mean. Published: Iiyama et al. (2021) on their HGCAL-like "
+        "detector (a different, harder sample), for orientation only.",
+        "",
+        "| model | V_max | R | ROC AUC | response mean | response RMS | bit-exact events "
+        "| published AUC / RMS | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        pub_key = ("continuous" if r["model"] == "float" else "quantized", r["v_max"])
+        pub = PUBLISHED.get(pub_key) if r["model"] != "quantized-ternary" else None
+        if r["model"] == "quantized-ternary":
+            pub = PUBLISHED.get(("quantized", 128))
+        bits = r.get("bit_exact")
+        bit_txt = f"{bits['events_equal']}/{bits['events']}" if bits else "-"
+        lines.append(
+            f"| {r['model']} | {r['v_max']} | {r['reuse_factor']} | {r['roc_auc']:.4f} | "
+            f"{r['response_mean']:.3f} | {r['response_rms']:.3f} | {bit_txt} | "
+            f"{f'{pub[0]} / {pub[1]}' if pub else '-'} | {r['train_seconds']:.0f} |"
+        )
+    lines += ["", "Truncation to V_max (test and training events):", ""]
+    for r in rows:
+        if r["model"] == "float":
+            lines.append(f"- V_max {r['v_max']}: {r['truncation']}")
+    (out / "fpga_quality.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
