@@ -386,7 +386,7 @@ def measure(cfg: dict[str, Any], out: Path) -> None:
     import torch
 
     t_start = time.perf_counter()
-    device, cap, repeats = cfg["device"], cfg["cap_s"], cfg["repeats"]
+    device, cap = cfg["device"], cfg["cap_s"]
     rec: dict[str, Any] = {"status": "running"}
 
     def save() -> None:
@@ -420,14 +420,19 @@ def measure(cfg: dict[str, Any], out: Path) -> None:
         loss.backward()
         opt.step()
 
-    # tiny warm-up: numba kernels, first-call paths (not the measured size)
+    # tiny warm-up of both phases: numba kernels, first-call paths and the code pages of the
+    # backward kernels (resident file pages count in VmHWM), not at the measured size
     xs, bs = make_events(cfg["data"], 64, 2, features, seed=1)
+    xs, bs = xs.to(device), bs.to(device)
     module.eval()
     with torch.no_grad():
-        module(xs.to(device), bs.to(device))
+        module(xs, bs)
+    module.train()
+    module(xs, bs).square().mean().backward()
+    module.zero_grad(set_to_none=True)
     del xs, bs
 
-    def phase(name: str, fn: Callable[[], None], deadline: float) -> bool:
+    def phase(name: str, fn: Callable[[], None], deadline: float, repeats: int) -> bool:
         """Warm-up run (measures memory), then ``repeats`` timed runs if they fit."""
         res: dict[str, Any] = {"status": "running"}
         rec[name] = res
@@ -469,28 +474,34 @@ def measure(cfg: dict[str, Any], out: Path) -> None:
             save()
 
     module.eval()
-    ok = phase("forward", forward, t_start + 0.45 * cap)
+    ok = phase("forward", forward, t_start + 0.45 * cap, cfg["repeats"])
     if ok:
         module.train()
-        ok = phase("train", train_step, t_start + 0.9 * cap)
+        ok = phase("train", train_step, t_start + 0.9 * cap, cfg["train_repeats"])
     else:
         rec["train"] = {"status": "oom", "note": "forward already out of memory"}
     module.eval()
-    fwd_first = rec["forward"].get("first_s")
-    if n < cfg.get("profile_min_n", 0):
-        rec["forward"]["profiler_note"] = "not profiled below --profile-min-n"
-    elif device == "cpu" and ok and fwd_first is not None:
+    for name, fn in (("forward", forward), ("train", train_step)):
+        first = (rec.get(name) or {}).get("first_s")
+        if device != "cpu" or not ok or first is None:
+            continue
+        if n < cfg.get("profile_min_n", 0):
+            rec[name]["profiler_note"] = "not profiled below --profile-min-n"
+            continue
+        if name == "train":
+            module.train()
         left = t_start + cap - time.perf_counter()
-        if 3 * fwd_first < left:
+        if 3 * first < left:
             try:
                 _trim()
-                rec["forward"]["profiler_peak_bytes"] = _profiler_peak(forward)
+                rec[name]["profiler_peak_bytes"] = _profiler_peak(fn)
             except Exception as e:  # the cross-check must not lose the measurement
                 if not _is_oom(e):
                     raise
-                rec["forward"]["profiler_note"] = "out of memory under the profiler"
+                rec[name]["profiler_note"] = "out of memory under the profiler"
         else:
-            rec["forward"]["profiler_note"] = "skipped: not enough time left in the cap"
+            rec[name]["profiler_note"] = "skipped: not enough time left in the cap"
+        save()
     statuses = {rec["forward"]["status"], rec.get("train", {}).get("status")}
     rec["status"] = "oom" if "oom" in statuses else "over_time" if "over_time" in statuses else "ok"
     save()
@@ -757,6 +768,7 @@ def plan(args: argparse.Namespace, have_peers: bool) -> list[dict[str, Any]]:
         "device": args.device,
         "threads": args.threads,
         "repeats": args.repeats,
+        "train_repeats": args.train_repeats,
         "cap_s": args.cap,
         "mem_limit_gb": args.mem_limit_gb,
         "profile_min_n": args.profile_min_n,
@@ -867,6 +879,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "device": args.device,
             "threads": args.threads,
             "repeats": args.repeats,
+            "train_repeats": args.train_repeats,
             "cap_s": args.cap,
             "mem_limit_gb": args.mem_limit_gb,
             "sizes": list(args.sizes),
@@ -995,14 +1008,18 @@ def to_markdown(res: dict[str, Any]) -> str:
         "Versions: " + ", ".join(f"{k} {v}" for k, v in res["versions"].items() if v) + ".",
         f"Command: `{res['command']}` (commit {res['git_commit']}).",
         "",
-        f"Times in ms: median [quartiles] of {s['repeats']} runs after a warm-up run; "
+        f"Times in ms: median [quartiles] of {s['repeats']} forward runs and "
+        f"{s['train_repeats']} training steps after a warm-up run; "
         "`(t, 1 run)` = only the warm-up run fitted the "
         f"{s['cap_s']:.0f} s cap per configuration. Forward = inference (eval, no_grad); train = "
         "forward + MSE + backward + Adam step. Memory in MiB: peak resident memory above the "
         "idle baseline of a fresh process per configuration (CPU) for the warm-up forward and "
-        "the first training step; `prof.` = peak of torch's own allocations in one forward from "
-        "torch.profiler. Status `over_time`/`skipped_over_time`/`oom`: the configuration did "
-        "not fit the time cap or the "
+        "the first training step; `prof.` = peak of torch's own allocations in one forward "
+        "(training step) from torch.profiler, N >= "
+        f"{s['profile_min_n']} (the difference to the resident peak is what the C allocator "
+        "holds beyond torch's live tensors: fragmentation and freed memory not yet returned). "
+        "Status `over_time`/`skipped_over_time`/`oom`: the configuration did not fit the time "
+        "cap or the "
         f"{s['mem_limit_gb']} GiB memory limit (see the JSON for the reason).",
         "",
     ]
@@ -1020,8 +1037,8 @@ def to_markdown(res: dict[str, Any]) -> str:
                 f"## {'Models' if kind == 'model' else 'Single layers'} (allocator: {env_s})",
                 "",
                 "| data | batch | N | model | params | forward ms | train ms | forward MiB "
-                "| prof. MiB | train MiB | status |",
-                "|---|---|---|---|---|---|---|---|---|---|---|",
+                "| prof. | train MiB | prof. | status |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|",
             ]
             for r in rows:
                 f, t = r.get("forward") or {}, r.get("train") or {}
@@ -1029,7 +1046,8 @@ def to_markdown(res: dict[str, Any]) -> str:
                     f"| {r['data']} | {r['batch']} | {r['n']} | {LABELS[r['name']]} | "
                     f"{r.get('parameters', '-')} | {_ms(f)} | {_ms(t)} | "
                     f"{_mib(f.get('peak_bytes'))} | {_mib(f.get('profiler_peak_bytes'))} | "
-                    f"{_mib(t.get('peak_bytes'))} | {r['status']} |"
+                    f"{_mib(t.get('peak_bytes'))} | {_mib(t.get('profiler_peak_bytes'))} | "
+                    f"{r['status']} |"
                 )
             lines.append("")
     lines += ratio_markdown(res)
@@ -1224,7 +1242,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--layers", nargs="*", choices=LAYERS, default=list(LAYERS))
     p.add_argument("--layer-data", nargs="*", choices=["toy", "uniform"], default=["uniform"])
     p.add_argument("--layer-batches", type=int, nargs="*", default=[16])
-    p.add_argument("--repeats", type=int, default=20, help="timed runs after the warm-up")
+    p.add_argument("--repeats", type=int, default=20, help="timed forward runs after warm-up")
+    p.add_argument("--train-repeats", type=int, default=10, help="timed training steps")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--cap", type=float, default=25.0, help="seconds per configuration")
     p.add_argument("--mem-limit-gb", type=float, default=8.0, help="address space per config")
@@ -1263,7 +1282,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.quick:
         args.sizes, args.batches, args.layer_batches = [64, 256], [1, 2], [2]
-        args.repeats, args.knn_repeats, args.mmap0_min_n = 3, 1, 256
+        args.repeats, args.train_repeats, args.knn_repeats, args.mmap0_min_n = 3, 3, 1, 256
         args.profile_min_n = 256
         args.mmap0_batch = 2
     return args

@@ -86,11 +86,16 @@ class GarNetModel(nn.Module):
         """Fractions ``[N, K]`` from a torch_geometric batch or from ``(x [N, F], batch [N])``."""
         h, batch = unpack_input(data_or_x, batch)
         h = self.input(h)
-        outs = []
-        for conv, norm in zip(self.convs, self.norms, strict=True):
+        # The head's first Dense acts on the concatenated block outputs; it is applied block by
+        # block (its weight split by columns) so the [N, n_blocks * F_out] concatenation is
+        # never formed.
+        first = self.head.net[0]
+        width = self.config.out_channels
+        z = first.bias
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
             h = norm(torch.tanh(conv(h, batch)))
-            outs.append(h)
-        return self.head(torch.cat(outs, dim=1))
+            z = z + h @ first.weight[:, i * width : (i + 1) * width].T
+        return torch.softmax(self.head.net[1:](z), dim=1)
 
     def __repr__(self) -> str:
         c = self.config

@@ -31,6 +31,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from calo.nn.knn import batch_to_ptr
 from calo.nn.potentials import Potential, check_potential, potential_from_d
@@ -76,6 +77,10 @@ class GarNetConv(nn.Module):
         ``V_max`` for ``mean_by="vmax"``; for padded input it defaults to ``X.shape[1]``.
     collapse:
         ``None`` (per-hit output), ``"mean"``, ``"sum"`` or ``"max"`` over the event's hits.
+    recompute:
+        In training (autograd on), keep only the layer's input for the backward pass and
+        recompute the rest there (``torch.utils.checkpoint``): the layer then stores O(N F_in)
+        instead of O(N (A F_LR + F_out)) per hit, for about one more forward pass of time.
 
     Shapes
     ------
@@ -108,6 +113,7 @@ class GarNetConv(nn.Module):
         mean_by: Literal["n", "vmax"] = "n",
         v_max: int | None = None,
         collapse: Collapse | None = None,
+        recompute: bool = True,
     ) -> None:
         super().__init__()
         for name, v in (
@@ -145,6 +151,7 @@ class GarNetConv(nn.Module):
         self.mean_by = mean_by
         self.v_max = v_max
         self.collapse = collapse
+        self.recompute = recompute
         self.lin_flr = nn.Linear(in_channels, n_propagate)
         self.lin_s = nn.Linear(in_channels, n_aggregators)
         n_returned = len(aggr) * n_aggregators * n_propagate
@@ -172,21 +179,48 @@ class GarNetConv(nn.Module):
         """
         return potential_from_d(self.lin_s(x), self.potential)
 
+    def _per_hit(self, x: Tensor, batch: Tensor, nu: Tensor, num_events: int) -> Tensor:
+        """Per-hit output ``y [N, F_out]`` without the ``[N, A, F_LR]`` intermediates.
+
+        The output dense layer is applied per aggregator: its columns ``M_a`` acting on the
+        returned block ``w_ja f_a`` give ``w_ja (M_a f_a)``, so ``M_a`` is applied once per event
+        to the aggregated ``f_a [B, F_LR]`` and only ``[N, F_LR]`` and ``[N, F_out]`` tensors are
+        formed per hit (the ``[N, A F_LR]`` messages, returned features and dense input are not).
+        """
+        a_n, p = self.n_aggregators, self.n_propagate
+        f = self.lin_flr(x)  # [N, F_LR]
+        w = self.edge_weights(x)  # [N, A]
+        weight, bias = self.lin_out.weight, self.lin_out.bias
+        if self.simplified:
+            y = bias.expand(x.shape[0], -1)
+            off = 0
+        else:
+            f_in = self.in_channels
+            y = torch.nn.functional.linear(x, weight[:, :f_in], bias)
+            y = y + w @ weight[:, -a_n:].T
+            off = f_in
+        blocks = [("mean", off)]
+        if "max" in self.aggr:
+            blocks.append(("max", off + a_n * p))
+        for a in range(a_n):
+            wa = w[:, a : a + 1]
+            msg = wa * f  # [N, F_LR]
+            for kind, start in blocks:
+                if kind == "mean":
+                    agg = x.new_zeros(num_events, p).index_add_(0, batch, msg) / nu.view(-1, 1)
+                else:
+                    agg = _segment_max(msg, batch, num_events)
+                cols = weight[:, start + a * p : start + (a + 1) * p]
+                y = y + wa * (agg @ cols.T)[batch]
+        return y
+
     def _ragged(self, x: Tensor, batch: Tensor, counts: Tensor, nu: Tensor) -> Tensor:
         """Core on ragged hits; ``counts [B]`` hits per event, ``nu [B]`` mean normaliser."""
         num_events = counts.numel()
-        a, p = self.n_aggregators, self.n_propagate
-        f = self.lin_flr(x)  # [N, F_LR]
-        w = self.edge_weights(x)  # [N, A]
-        msg = w.unsqueeze(-1) * f.unsqueeze(1)  # [N, A, F_LR]
-        summed = x.new_zeros(num_events, a, p).index_add_(0, batch, msg)
-        mean = summed / nu.view(-1, 1, 1)
-        back = [(w.unsqueeze(-1) * mean[batch]).reshape(-1, a * p)]
-        if "max" in self.aggr:
-            mx = _segment_max(msg, batch, num_events)
-            back.append((w.unsqueeze(-1) * mx[batch]).reshape(-1, a * p))
-        parts = back if self.simplified else [x, *back, w]
-        y = self.lin_out(torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0])
+        if self.recompute and torch.is_grad_enabled():
+            y = checkpoint(self._per_hit, x, batch, nu, num_events, use_reentrant=False)
+        else:
+            y = self._per_hit(x, batch, nu, num_events)
         if self.collapse is None:
             return y
         if self.collapse == "max":
