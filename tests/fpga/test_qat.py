@@ -196,7 +196,9 @@ def test_bad_inputs_and_configs_raise_calo_errors():
         QGarNetModel.from_hparams({"stack": {}})
 
 
-@pytest.mark.parametrize("name", ["calo.fpga.qat", "calo.fpga.data", "calo.fpga.train"])
+@pytest.mark.parametrize(
+    "name", ["calo.fpga.qat", "calo.fpga.data", "calo.fpga.train", "calo.fpga.cli"]
+)
 def test_docstring_examples(name):
     result = doctest.testmod(
         importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE, verbose=False
