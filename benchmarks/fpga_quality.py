@@ -76,6 +76,7 @@ def _bit_compare(model: QGarNetModel, sample) -> dict[str, int]:
         "events": len(same),
         "events_equal": int(same.sum()),
         "reference_overflows": int(ref.overflow.total()),
+        "overflows_by_quantity": ref.overflow.as_dict(),
     }
 
 
@@ -215,6 +216,17 @@ def main() -> int:
             f"{r['response_mean']:.3f} | {r['response_rms']:.3f} | {bit_txt} | "
             f"{f'{pub[0]} / {pub[1]}' if pub else '-'} | {r['train_seconds']:.0f} |"
         )
+    lines += [
+        "",
+        "Overflows the reference counted on the test events (saturated or wrapped casts per "
+        "sublayer and quantity; hls4ml's default types):",
+        "",
+    ]
+    for r in rows:
+        if r.get("bit_exact"):
+            d = r["bit_exact"]["overflows_by_quantity"]
+            txt = ", ".join(f"{k}: {v}" for k, v in d.items()) or "none"
+            lines.append(f"- {r['model']} V_max {r['v_max']}: {txt}")
     lines += ["", "Truncation to V_max (test and training events):", ""]
     for r in rows:
         if r["model"] == "float":
