@@ -522,8 +522,12 @@ def measure_knn(cfg: dict[str, Any], out: Path) -> None:
     if fn is None:
         rec.update(status="not_run", note="O(N^2) method above --max-brute-n on CPU")
     else:
-        t, cpu = kb.timed(fn, x, b, cfg["repeats"], dev)
-        rec.update(status="ok", median_s=t, median_cpu_s=cpu)
+        timing = kb.timed(fn, x, b, cfg["repeats"], dev)
+        if isinstance(timing, dict):
+            rec.update(timing)
+        else:  # older benchmarks/knn.py: (median wall, median CPU)
+            rec.update(median_s=timing[0], median_cpu_s=timing[1])
+        rec["status"] = "ok"
         out.write_text(json.dumps(rec))
         idx = fn(x, b)
         if cfg["name"] == "torch-cluster":
@@ -1001,6 +1005,9 @@ def ratio_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
                 row["gravnet_vs_pyg_train_mem"] = ratio(g, gp, "train", "mem")
                 row["gravnet_vs_dgcnn_forward_time"] = ratio(g, dg, "forward", "time")
                 row["gravnet_vs_dgcnn_forward_mem"] = ratio(g, dg, "forward", "mem")
+                pd = get("pyg_dgcnn")
+                row["gravnet_vs_pyg_dgcnn_forward_time"] = ratio(g, pd, "forward", "time")
+                row["gravnet_vs_pyg_dgcnn_forward_mem"] = ratio(g, pd, "forward", "mem")
                 row["garnet_vs_dgcnn_forward_mem"] = ratio(ga, dg, "forward", "mem")
                 row["garnet_vs_dgcnn_train_mem"] = ratio(ga, dg, "train", "mem")
                 rows.append(row)
@@ -1035,6 +1042,8 @@ def to_markdown(res: dict[str, Any]) -> str:
         f"{s['mem_limit_gb']} GiB memory limit (see the JSON for the reason).",
         "",
     ]
+    if any(r["kind"] == "model" for r in res["results"]):
+        lines += ["## Summary", "", *summary_markdown(res)]
     for alloc in s["malloc"]:
         allocs = [r for r in res["results"] if r["allocator_name"] == alloc]
         if not allocs:
@@ -1080,8 +1089,53 @@ def to_markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _fmt_ms(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def summary_markdown(res: dict[str, Any], data: str | None = None) -> list[str]:
+    """Compact tables (one per phase): CPU ms / peak MiB per model and size, one data kind."""
+    s = res["settings"]
+    data = data or s["data"][0]
+    recs = [
+        r
+        for r in res["results"]
+        if r["kind"] == "model" and r["allocator_name"] == "default" and r["data"] == data
+    ]
+    names = list(dict.fromkeys(r["name"] for r in recs))
+    lines = []
+    for phase, title in (("forward", "Forward (inference)"), ("train", "Training step")):
+        lines += [
+            f"{title}, {data} events: median CPU ms per run / peak MiB above baseline "
+            "(`*`: one run only, the time cap stopped the repeats; `cap`: predicted or killed "
+            "over the time cap; `oom`: over the memory limit)",
+            "",
+            "| batch | N | " + " | ".join(LABELS[n] for n in names) + " |",
+            "|---|---|" + "---|" * len(names),
+        ]
+        for b in s["batches"]:
+            for n in s["sizes"]:
+                cells = []
+                for name in names:
+                    r = next(
+                        (r for r in recs if (r["name"], r["batch"], r["n"]) == (name, b, n)), None
+                    )
+                    t, m = _value(r, phase, "time"), _value(r, phase, "mem")
+                    if r is None:
+                        cells.append("-")
+                    elif t is None and m is None:
+                        cells.append("oom" if "oom" in r["status"] else "cap")
+                    else:
+                        star = "*" if (r.get(phase) or {}).get("median_cpu_s") is None else ""
+                        ts = "-" if t is None else f"{_fmt_ms(t * 1e3)}{star}"
+                        cells.append(f"{ts} / {_mib(m)}")
+                lines.append(f"| {b} | {n} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
 def _r(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}"
+    return "-" if v is None else f"{v:.3f}"
 
 
 def ratio_markdown(res: dict[str, Any]) -> list[str]:
@@ -1091,14 +1145,17 @@ def ratio_markdown(res: dict[str, Any]) -> list[str]:
         "",
         "GravNet/PyG: calo's GravNet model over the PyG-built one (target <= 1, forward and "
         "train, time and memory). GravNet/DGCNN: over calo's DGCNN (target <= 1/8 = 0.125 for "
-        "N >= 2048). GarNet/DGCNN memory (target <= 1/30 = 0.033). Time ratios use the median "
+        "N >= 2048; also against the PyG-built DGCNN, whose kNN is faster than calo's KD-tree "
+        "in the 16-64-dimensional feature space). GarNet/DGCNN memory (target <= 1/30 = 0.033). "
+        "Time ratios use the median "
         "process CPU time per run (one thread, so other jobs on the shared cores do not enter; "
         "where only the warm-up run fitted the cap, that run's CPU time). `-`: one of the two "
         "has no value at that size.",
         "",
         "| data | batch | N | GravNet/PyG fwd t | train t | fwd mem | train mem "
-        "| GravNet/DGCNN fwd t | fwd mem | GarNet/DGCNN fwd mem | train mem |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| GravNet/DGCNN fwd t | fwd mem | (PyG DGCNN) fwd t | fwd mem "
+        "| GarNet/DGCNN fwd mem | train mem |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
@@ -1112,6 +1169,8 @@ def ratio_markdown(res: dict[str, Any]) -> list[str]:
                     "gravnet_vs_pyg_train_mem",
                     "gravnet_vs_dgcnn_forward_time",
                     "gravnet_vs_dgcnn_forward_mem",
+                    "gravnet_vs_pyg_dgcnn_forward_time",
+                    "gravnet_vs_pyg_dgcnn_forward_mem",
                     "garnet_vs_dgcnn_forward_mem",
                     "garnet_vs_dgcnn_train_mem",
                 )
@@ -1144,8 +1203,17 @@ def knn_markdown(res: dict[str, Any]) -> list[str]:
     recs = res["knn"]
     names = [n for n in KNN_METHODS if any(r["name"] == n for r in recs)]
     lines = [
-        "## kNN alone (k = 40, 4 dimensions, uniform points; ms, median)",
+        "## kNN alone (k = 40, 4 dimensions, uniform points; median ms of wall (CPU) time)",
         "",
+    ]
+    if res.get("knn_run"):
+        kr = res["knn_run"]
+        lines += [
+            f"From a separate run: `{kr['command']}`, {kr['date']}, load average "
+            f"{kr['load_average_start'][0]:.2f} at the start.",
+            "",
+        ]
+    lines += [
         "| events | N/event | " + " | ".join(names) + " |",
         "|---|---|" + "---|" * len(names),
     ]
@@ -1158,7 +1226,9 @@ def knn_markdown(res: dict[str, Any]) -> list[str]:
                 cells.append("-")
             elif r.get("median_s") is not None:
                 bad = "" if r.get("agrees", True) else " (wrong)"
-                cells.append(f"{r['median_s'] * 1e3:.3g}{bad}")
+                cpu = r.get("median_cpu_s")
+                cpu_s = "" if cpu is None else f" ({cpu * 1e3:.3g})"
+                cells.append(f"{r['median_s'] * 1e3:.3g}{cpu_s}{bad}")
             else:
                 cells.append(r["status"])
         lines.append(f"| {b} | {n} | " + " | ".join(cells) + " |")
@@ -1188,8 +1258,8 @@ def plot(res: dict[str, Any], out: Path, prefix: str = "memory_latency") -> list
         "pyg_edgeconv": ("C3", "--", "^"),
     }
     panels = (
-        ("forward", "time", "forward latency [ms]"),
-        ("train", "time", "training step [ms]"),
+        ("forward", "time", "forward, CPU ms per run"),
+        ("train", "time", "training step, CPU ms"),
         ("forward", "mem", "peak memory, forward [MiB]"),
         ("train", "mem", "peak memory, training step [MiB]"),
     )
@@ -1209,21 +1279,26 @@ def plot(res: dict[str, Any], out: Path, prefix: str = "memory_latency") -> list
             for i, (phase, what, ylabel) in enumerate(panels):
                 ax = axes[i][j]
                 for name in dict.fromkeys(r["name"] for r in recs):
-                    pts = []
+                    pts, single = [], []
                     for r in recs:
                         if (r["name"], r["data"], r["batch"]) != (name, data, b):
                             continue
                         v = _value(r, phase, what)
-                        if v is None and what == "time" and r.get(phase):
-                            v = r[phase].get("first_s")  # single capped run, drawn hollow
                         if v is not None:
                             pts.append((r["n"], v * (1e3 if what == "time" else 2**-20)))
+                            if what == "time" and r[phase].get("median_cpu_s") is None:
+                                single.append(pts[-1])
                     if not pts:
                         continue
                     c, ls, mk = styles[name]
                     ax.plot(*zip(*sorted(pts), strict=True), color=c, ls=ls, marker=mk, ms=4)
                     ax.lines[-1].set_label(LABELS[name])
-                ax.set_xscale("log", base=2)
+                    if single:  # only the warm-up run fitted the cap: hollow marker
+                        ax.plot(*zip(*single, strict=True), ls="", marker=mk, ms=7, mfc="white")
+                        ax.lines[-1].set_color(c)
+                ax.set_xscale("log")
+                ax.set_xticks(s["sizes"], [str(v) for v in s["sizes"]])
+                ax.minorticks_off()
                 ax.set_yscale("log")
                 ax.grid(True, which="major", alpha=0.3)
                 ax.set_ylabel(ylabel)
@@ -1234,7 +1309,8 @@ def plot(res: dict[str, Any], out: Path, prefix: str = "memory_latency") -> list
         axes[0][0].legend(fontsize=8, loc="upper left")
         fig.suptitle(
             f"{'Models' if kind == 'model' else 'Single layers'} on {s['device']}, "
-            f"{s['threads']} thread(s); {res['machine']['cpu']}",
+            f"{s['threads']} thread(s), {res['machine']['cpu']}, {res['date'][:10]}\n"
+            "hollow: one run only (time cap); missing: over the cap or out of memory",
             fontsize=9,
         )
         fig.tight_layout()
@@ -1293,6 +1369,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="tiny sizes for a smoke test (N 64 and 256, batch 1 and 2, 3 repeats)",
     )
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="only rewrite the markdown table and the plots from this result file",
+    )
+    p.add_argument(
+        "--knn-into",
+        type=Path,
+        default=None,
+        help="run only the kNN comparison and put it into this earlier memory_latency.json",
+    )
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -1309,9 +1397,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         serve()
         return 0
-    res = run(args)
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = "memory_latency" if args.device == "cpu" else "memory_latency_cuda"
+    if args.from_json is not None:  # only redraw the table and the plots
+        res = json.loads(args.from_json.read_text())
+        out, stem = args.from_json.parent, args.from_json.stem
+        (out / f"{stem}.md").write_text(to_markdown(res))
+        plot(res, out, stem)
+        return 0
+    if args.knn_into is not None:
+        # only the kNN comparison, written into an earlier result file (with its own command)
+        base = json.loads(args.knn_into.read_text())
+        args.models, args.layers, args.malloc = [], [], [args.malloc[0]]
+        part = run(args)
+        base["knn"] = part["knn"]
+        base["knn_run"] = {
+            "command": part["command"],
+            "date": part["date"],
+            "wall_s": part["wall_s"],
+            "load_average_start": part["machine"]["load_average_start"],
+            "load_average_end": part["machine"]["load_average_end"],
+        }
+        res = base
+        args.out = args.knn_into.parent
+        stem = args.knn_into.stem
+    else:
+        res = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.json").write_text(json.dumps(res, indent=1) + "\n")
     md = to_markdown(res)
     (args.out / f"{stem}.md").write_text(md)
