@@ -701,6 +701,20 @@ def _versions() -> dict[str, str | None]:
     }
 
 
+def _git_dirty() -> list[str] | None:
+    """Files of the package and the benchmarks that differ from the commit (they were measured)."""
+    with contextlib.suppress(Exception):
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--", "calo", "benchmarks"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+            check=True,
+        ).stdout
+        return [line[3:] for line in out.splitlines() if not line.startswith("??")]
+    return None
+
+
 def _git_commit() -> str | None:
     with contextlib.suppress(Exception):
         return subprocess.run(
@@ -880,6 +894,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": "python benchmarks/memory_latency.py " + " ".join(map(shlex.quote, args.argv)),
         "git_commit": _git_commit(),
+        "git_uncommitted": _git_dirty(),
         "wall_s": round(time.perf_counter() - started, 1),
         "machine": {
             "cpu": _cpu_name(),
@@ -1025,7 +1040,13 @@ def to_markdown(res: dict[str, Any]) -> str:
         f"{m['load_average_end'][0]:.2f} at the end (the machine is shared: other jobs slow "
         f"every model alike); run took {res['wall_s']:.0f} s.",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in res["versions"].items() if v) + ".",
-        f"Command: `{res['command']}` (commit {res['git_commit']}).",
+        f"Command: `{res['command']}` (commit {res['git_commit']}"
+        + (
+            f"; measured with uncommitted changes to {', '.join(res['git_uncommitted'])}"
+            if res.get("git_uncommitted")
+            else ""
+        )
+        + ").",
         "",
         f"Times in ms: median [quartiles] of {s['repeats']} forward runs and "
         f"{s['train_repeats']} training steps after a warm-up run; "
