@@ -16,9 +16,12 @@ recompute them in torch from the indices (:func:`gather_dist2`).
 Backends
 --------
 ``"kdtree"``
-    calo's KD-tree (numba, ``calo.nn._knn_kdtree``): one tree per event, the points of each
-    leaf queried together, leaves in parallel over ``torch.get_num_threads()`` threads;
-    distances in float64, ties broken by the lower index. Exact; the default on CPU.
+    calo's KD-tree (numba, ``calo.nn._knn_kdtree``): one tree per event, every point searched
+    depth first within a radius guessed from the points answered just before it, widened to a
+    guaranteed bound (the k-th distance is 1-Lipschitz) when fewer than k points lie inside;
+    runs of points in parallel over ``torch.get_num_threads()`` threads; distances in float64
+    (rounded once to the dtype of ``x``), ties broken by the lower index. Exact; the default on
+    CPU.
 ``"scipy"``
     scipy's :class:`scipy.spatial.cKDTree`, one tree per event (a reference; slower).
 ``"torch"``
@@ -105,18 +108,19 @@ def batch_to_ptr(batch: Tensor | None, num_points: int) -> Tensor:
         raise ValueError(f"batch must be an integer tensor, got {batch.dtype}")
     if num_points == 0:
         return torch.zeros(1, dtype=torch.long)
-    b = batch.detach().to("cpu", torch.long)
-    if bool((b[1:] < b[:-1]).any()):
+    # numpy: a few microseconds instead of tens for torch's small-tensor dispatch
+    b = batch.detach().to("cpu", torch.long).numpy()
+    if (b[1:] < b[:-1]).any():
         raise ValueError(
             "batch must be sorted (non-decreasing), as torch_geometric batches are; "
             "sort the points by event first"
         )
-    if int(b[0]) < 0:
+    if b[0] < 0:
         raise ValueError(f"batch must be non-negative, got minimum {int(b[0])}")
-    counts = torch.bincount(b, minlength=int(b[-1]) + 1)
-    ptr = torch.zeros(counts.numel() + 1, dtype=torch.long)
-    torch.cumsum(counts, 0, out=ptr[1:])
-    return ptr
+    counts = np.bincount(b, minlength=int(b[-1]) + 1)
+    ptr = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    return torch.from_numpy(ptr)
 
 
 def gather_dist2(x: Tensor, idx: Tensor, y: Tensor | None = None) -> Tensor:
@@ -379,12 +383,23 @@ def knn(
             torch.empty((0, k), dtype=x.dtype, device=x.device),
         )
     if which == "kdtree":
-        xn = x.detach().cpu().numpy()
+        xc = x.detach().cpu()
+        if xc.dtype not in (torch.float32, torch.float64):
+            xc = xc.float()  # float16 and bfloat16 are exact in float32
+        xn = xc.numpy()
         if not np.isfinite(xn).all():
             raise ValueError("x contains NaN or inf; the kNN is undefined for non-finite points")
-        nb, d2 = knn_kdtree(xn, ptr.numpy(), k, num_threads=torch.get_num_threads())
+        nb, d2 = knn_kdtree(
+            xn,
+            ptr.numpy(),
+            k,
+            num_threads=torch.get_num_threads(),
+            dist_dtype=np.float32 if x.dtype == torch.float32 else np.float64,
+        )
         idx = torch.from_numpy(nb).to(x.device)
         d2 = torch.from_numpy(d2).to(device=x.device, dtype=x.dtype)
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return idx, d2
         return idx, _Dist2.apply(x, idx, d2)
     elif which == "scipy":
         idx = torch.from_numpy(_knn_scipy(x, k, ptr)).to(x.device)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from calo.nn import _knn_kdtree as _kd
 from calo.nn import batch_to_ptr, gather_dist2, knn, knn_graph
 from calo.nn._knn_kdtree import knn_kdtree
 
@@ -146,6 +147,104 @@ def test_kdtree_ties_broken_by_index(leaf_size):
     idx, d2 = knn(torch.from_numpy(x), 10, batch)
     assert np.array_equal(idx.numpy(), ref)
     assert torch.equal(d2, torch.from_numpy(got_d2))
+
+
+def _ragged_points(sizes, s, rng, grid):
+    """Events of the given sizes; on a coarse grid (exact arithmetic, many ties and twins)."""
+    parts = [rng.integers(0, 6, (n, s)) / 8.0 if grid else rng.random((n, s)) for n in sizes]
+    return np.concatenate(parts), np.concatenate([[0], np.cumsum(sizes)])
+
+
+@pytest.mark.parametrize("s", [1, 3, 4, 5])
+@pytest.mark.parametrize("window", [1, 8, 64])
+@pytest.mark.parametrize("leaf_size", [1, 5, 32])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kdtree_exact_on_ties_twins_and_small_events(s, window, leaf_size, dtype):
+    # empty events, events smaller than, equal to and just above k, one with more twins than k
+    rng = np.random.default_rng(10 * s + window + leaf_size)
+    sizes = [0, 1, 7, 40, 0, 41, 260, 3]
+    x, ptr = _ragged_points(sizes, s, rng, grid=True)
+    x = x.astype(dtype)
+    got, got_d2 = knn_kdtree(x, ptr, 40, leaf_size=leaf_size, window=window)
+    ref = reference_with_index_ties(x.astype(np.float64), ptr.tolist(), 40)
+    assert np.array_equal(got, ref)
+    valid = ref >= 0
+    exact = ((x[np.where(valid, ref, 0)].astype(np.float64) - x[:, None, :]) ** 2).sum(-1)
+    assert np.array_equal(got_d2[valid], exact[valid])
+    assert np.isinf(got_d2[~valid]).all()
+
+
+@pytest.mark.parametrize("window", [1, 8])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kdtree_random_points_match_brute_force(window, dtype):
+    rng = np.random.default_rng(11)
+    x, ptr = _ragged_points([900, 0, 35, 1200], 4, rng, grid=False)
+    x = x.astype(dtype)
+    got, got_d2 = knn_kdtree(x, ptr, 40, window=window)
+    batch = torch.repeat_interleave(torch.arange(4), torch.from_numpy(np.diff(ptr)))
+    ref = brute_force(torch.from_numpy(x), 40, batch)
+    np.testing.assert_allclose(np.sort(got_d2, 1), ref, rtol=1e-12, atol=0)
+    assert np.array_equal(got_d2, np.sort(got_d2, 1))  # nearest first
+    assert np.array_equal(got[:, 0], np.arange(len(x)))
+    valid = got >= 0
+    exact = ((x[np.where(valid, got, 0)].astype(np.float64) - x[:, None, :]) ** 2).sum(-1)
+    np.testing.assert_allclose(got_d2[valid], exact[valid], rtol=1e-12, atol=0)
+    assert (batch.numpy()[np.where(valid, got, 0)] == batch.numpy()[:, None])[valid].all()
+
+
+@pytest.mark.parametrize("speculate", [(0.3, 0.6), (1.0, 1.0), (1.1, 1.4), (3.0, 9.0)])
+def test_kdtree_guessed_radii_never_change_the_result(speculate):
+    # too small guesses make (almost) every search fall back to the guaranteed radius
+    rng = np.random.default_rng(16)
+    x, ptr = _ragged_points([700, 3, 0, 41, 500], 4, rng, grid=False)
+    ref, ref_d2 = knn_kdtree(x, ptr, 40, speculate=(1e9, 1e9))  # guaranteed radius only
+    got, got_d2 = knn_kdtree(x, ptr, 40, speculate=speculate)
+    assert np.array_equal(got, ref) and np.array_equal(got_d2, ref_d2)
+    grid, gptr = _ragged_points([300, 41, 7], 3, rng, grid=True)
+    got, _ = knn_kdtree(grid, gptr, 40, speculate=speculate)
+    assert np.array_equal(got, reference_with_index_ties(grid, gptr.tolist(), 40))
+
+
+def test_kdtree_fallback_path_is_taken():
+    x = np.random.default_rng(17).random((2000, 4))
+    *tree, chunks = _kd._prepare(x, np.array([0, 2000]), 32, 2000)
+    retries = []
+    for spec in [(0.5, 0.5), (1.1, 1.4)]:
+        out, outd = np.empty((2000, 40), np.int64), np.empty((2000, 40))
+        retries.append(_kd._query(*tree, 40, chunks, out, outd, 8, *spec))
+        assert np.array_equal(out, knn_kdtree(x, np.array([0, 2000]), 40)[0])
+    assert retries[0] > 1900 and 0 < retries[1] < 1000
+
+
+def test_kdtree_float32_storage_changes_nothing():
+    # float32 input is searched in float32 storage; its float64 copy must give the same answer
+    x = np.random.default_rng(12).random((3000, 4)).astype(np.float32)
+    ptr = np.array([0, 1000, 3000])
+    one, d_one = knn_kdtree(x, ptr, 40)
+    two, d_two = knn_kdtree(x.astype(np.float64), ptr, 40)
+    assert np.array_equal(one, two) and np.array_equal(d_one, d_two)
+
+
+def test_kdtree_threads_split_events_into_runs():
+    # small runs force events split over several threads; results must be identical
+    x, ptr = _ragged_points([700, 5, 0, 900], 4, np.random.default_rng(13), grid=False)
+    one, d_one = knn_kdtree(x, ptr, 40, num_threads=1)
+    two, d_two = knn_kdtree(x, ptr, 40, num_threads=2, min_points_per_thread=64)
+    assert np.array_equal(one, two) and np.array_equal(d_one, d_two)
+    grid, gptr = _ragged_points([300, 41], 3, np.random.default_rng(14), grid=True)
+    ref = reference_with_index_ties(grid, gptr.tolist(), 40)
+    got, _ = knn_kdtree(grid, gptr, 40, num_threads=2, min_points_per_thread=16)
+    assert np.array_equal(got, ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_input(dtype, ragged):
+    x, batch = ragged([30, 50], 4, seed=15)
+    x = x.to(dtype)
+    idx, d2 = knn(x, 8, batch)
+    assert d2.dtype == dtype
+    ref_idx, _ = knn(x.float(), 8, batch)
+    assert torch.equal(idx, ref_idx)
 
 
 def test_kdtree_threads_give_identical_results(ragged):
