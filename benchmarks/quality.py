@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     procs: dict[str, subprocess.Popen] = {}
     runs = {m: a.work / f"{m}-{a.events}ev" for m in a.models}
     for model in a.models:
+        if (runs[model] / "metrics.json").exists():  # finished earlier: collect, do not retrain
+            print(f"{model}: using the finished run {runs[model]}", flush=True)
+            continue
         cmd = _train_one(model, data, a.minutes, a.epochs, runs[model])
         if a.nice:
             cmd = ["nice", "-n", str(a.nice), *cmd]
@@ -152,9 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         if not a.parallel:
             procs[model].wait()
     rows, failed = [], {}
-    for model, proc in procs.items():
-        if proc.wait() != 0:
-            failed[model] = f"exit {proc.returncode}, see {a.work / (model + '.log')}"
+    for model in a.models:
+        proc = procs.get(model)
+        if (proc is not None and proc.wait() != 0) or not (runs[model] / "metrics.json").exists():
+            failed[model] = f"no metrics.json (killed or failed), see {a.work / (model + '.log')}"
             continue
         metrics = json.loads((runs[model] / "metrics.json").read_text())
         cfg = load_yaml(TrainConfig, runs[model] / "config.yaml")
