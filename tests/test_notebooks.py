@@ -52,6 +52,7 @@ def test_the_notebooks_are_there() -> None:
     assert {
         "01_hits_to_point_clouds.ipynb",
         "02_separate_overlapping_showers.ipynb",
+        "03_garnet_on_fpga.ipynb",
         "04_memory_and_latency.ipynb",
     } <= names
 
