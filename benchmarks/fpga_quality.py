@@ -80,7 +80,7 @@ def _bit_compare(model: QGarNetModel, sample) -> dict[str, int]:
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", type=int, default=16000)
     ap.add_argument("--test", type=int, default=4000)
@@ -94,7 +94,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", help="e/pi ROOT file to use instead of simulating")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(1)
     t_start = time.perf_counter()
 

@@ -1,8 +1,12 @@
 """Speed of the numba fixed-point GarNetStack reference vs the g++ -O2 build of nnet_garnet.h.
 
 The paper's FPGA model (GarNetStack, aggregators (4, 4, 8), F_LR (8, 8, 16), F_out (8, 8, 16),
-V_max = 128, R = 32, mean collapse, hls4ml's default types) runs on toy events with n uniform
-in 16..128. Both are timed on in-memory events without file I/O, on one core (the numba
+V_max = 128, R = 32, mean collapse, hls4ml's default types) runs on events from the simulation
+(``--data sim``, the default: calo.sim electrons and charged pions of 10-100 GeV with background
+hits, the 128 most energetic hits of each in the paper's 4 features, as
+:func:`calo.fpga.data.load_e_pi` packs them) or on toy events with n uniform in 16..128
+(``--data toy``). The weights are those of a trained checkpoint (``--checkpoint``, from
+:func:`calo.fpga.train.save_checkpoint`) or random ones. Both are timed on in-memory events without file I/O, on one core (the numba
 kernels are serial njit functions, no parallel=True, and numba's thread count is set to 1);
 the outputs of both are also compared bit for bit. Each rate is the best of ``--repeats``
 runs, by wall clock and by process CPU time (the machine may be shared: the 1-minute load
@@ -10,7 +14,8 @@ average is recorded before and after). The C++ CPU time of the compute loop is t
 time of a run with ``--cpp-passes`` passes over the events minus that of a one-pass run.
 Writes benchmarks/results/fpga_reference.{json,md}.
 
-Usage: python benchmarks/fpga_reference.py [--events 20000] [--cpp-events 2000] [--repeats 5]
+Usage: python benchmarks/fpga_reference.py [--data sim|toy] [--checkpoint fpga.ckpt]
+[--events 20000] [--cpp-events 2000] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -62,20 +67,51 @@ def _time(fn, repeats: int) -> tuple[float, float]:
     return wall, cpu
 
 
-def main() -> int:
+def _events(
+    source: str, n_events: int, rng: np.random.Generator, tmp: str
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Padded events ``X [B, 128, 4]``, hit counts and a description of where they came from."""
+    if source == "toy":
+        X, n = toy_events(rng, n_events, 128, 16, 128)
+        return X, n, "toy events, n uniform in 16..128"
+    from calo.fpga.data import load_e_pi, simulate_e_pi
+
+    path = Path(tmp) / "e_pi.root"
+    simulate_e_pi(path, n_events=n_events, seed=2021)
+    sample = load_e_pi(path, v_max=128)
+    trunc = sample.truncation
+    desc = (
+        f"calo.sim e/pi events (10-100 GeV, ~30 background hits), 128 most energetic hits; {trunc}"
+    )
+    return sample.X.double().numpy(), sample.n.numpy().astype(np.int64), desc
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=20000)
     ap.add_argument("--cpp-events", type=int, default=2000)
     ap.add_argument("--cpp-passes", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--data", choices=("sim", "toy"), default="sim", help="event source")
+    ap.add_argument("--checkpoint", help="trained FPGA model (default: random weights)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     numba.set_num_threads(1)
     load_before = os.getloadavg()[0]
     rng = np.random.default_rng(2021)
-    cfg = GarNetFixedConfig(n_vertices=128, reuse_factor=32)
-    model = FixedGarNet([GarNetWeights.random(rng, *d) for d in PAPER], cfg)
-    X, n = toy_events(rng, args.events, 128, 16, 128)
+    if args.checkpoint:
+        from calo.fpga.train import load_checkpoint
+
+        model = load_checkpoint(args.checkpoint)[0].stack.to_reference()
+        if (model.config.n_vertices, model.config.reuse_factor) != (128, 32):
+            raise SystemExit(f"{args.checkpoint}: not the paper's V_max = 128, R = 32 model")
+        weights = f"trained ({args.checkpoint})"
+    else:
+        cfg = GarNetFixedConfig(n_vertices=128, reuse_factor=32)
+        model = FixedGarNet([GarNetWeights.random(rng, *d) for d in PAPER], cfg)
+        weights = "random"
+    with tempfile.TemporaryDirectory() as tmp:
+        X, n, events_desc = _events(args.data, args.events, rng, tmp)
     Xr = model.quantize_inputs(X)
     t0 = time.perf_counter()
     model.run_raw(Xr[:10], n[:10])  # compile
@@ -119,7 +155,8 @@ def main() -> int:
         "benchmark": "fpga_reference",
         "command": "python benchmarks/fpga_reference.py "
         f"--events {args.events} --cpp-events {m} --cpp-passes {args.cpp_passes} "
-        f"--repeats {args.repeats}",
+        f"--repeats {args.repeats} --data {args.data}"
+        + (f" --checkpoint {args.checkpoint}" if args.checkpoint else ""),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {
             "cpu": _cpu(),
@@ -134,6 +171,8 @@ def main() -> int:
             "gxx": os.popen("g++ -dumpfullversion").read().strip(),
         },
         "model": "GarNetStack A=(4,4,8) F_LR=(8,8,16) F_out=(8,8,16), V=128, R=32, collapse mean",
+        "events": events_desc,
+        "weights": weights,
         "events_numba": args.events,
         "events_cpp": m,
         "n_mean": n_mean,
@@ -166,8 +205,8 @@ def main() -> int:
         f"1-min load average {load_before:.1f} before, {load_after:.1f} after), one core; "
         f"numpy {np.__version__}, numba {numba.__version__} (serial kernels, 1 thread), "
         f"g++ {result['machine']['gxx']}.",
-        f"Paper's stack, V=128, R=32, n uniform 16..128 (mean {n_mean:.1f}); in-memory events, "
-        f"best of {args.repeats} runs. Command: `{result['command']}`.",
+        f"Paper's stack, V=128, R=32, {weights} weights; {events_desc}; mean n {n_mean:.1f}; "
+        f"in-memory events, best of {args.repeats} runs. Command: `{result['command']}`.",
         "",
         "| implementation | events/s (wall) | events/s (CPU time) | target |",
         "|---|---|---|---|",

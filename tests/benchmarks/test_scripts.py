@@ -1,0 +1,97 @@
+"""Smoke tests of the benchmark scripts the README quotes: tiny settings, real runs.
+
+Each script runs end to end on a few events and must write its JSON and markdown files with
+the fields the README and notebook 04 read; the numbers are checked for being real
+measurements (positive rates, agreement flags), never for speed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"calo_bench_{name}", BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _outputs(out: Path, stem: str) -> dict:
+    assert (out / f"{stem}.md").read_text().startswith("# ")
+    return json.loads((out / f"{stem}.json").read_text())
+
+
+def test_sim_speed(tmp_path: Path) -> None:
+    assert _load("sim_speed").main(["--events", "64", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    res = _outputs(tmp_path, "sim_speed")
+    assert res["benchmark"] == "sim_speed" and res["machine"] and res["date"]
+    for row in res["results"]:
+        assert row["events"] == 64
+        assert row["events_per_s_arrays"] > 0 and row["events_per_cpu_s_arrays"] > 0
+        assert row["hits_per_event"] > 10  # real showers, not empty events
+
+
+def test_read_throughput(tmp_path: Path) -> None:
+    argv = ["--events", "40", "--mean-hits", "50", "--repeats", "1", "--out", str(tmp_path)]
+    assert _load("read_throughput").main(argv) == 0
+    res = _outputs(tmp_path, "read_throughput")
+    assert {r["events"] for r in res["runs"]} == {40}
+    for run in res["runs"]:
+        assert run["hits"] > 40 and run["hits_per_s"] > 0 and run["uproot_only_hits_per_s"] > 0
+
+
+def test_knn(tmp_path: Path) -> None:
+    argv = ["--sizes", "300", "--events", "1", "--repeats", "1", "--threads", "1"]
+    assert _load("knn").main([*argv, "--out", str(tmp_path)]) == 0
+    res = _outputs(tmp_path, "knn")
+    rows = {r["method"]: r for r in res["results"]}
+    assert rows["calo kdtree"]["agrees"] and rows["cdist+topk"]["agrees"]
+    assert all(r["best_cpu_s"] > 0 for r in rows.values() if "best_cpu_s" in r)
+
+
+@pytest.mark.slow
+def test_fpga_quality(tmp_path: Path) -> None:
+    argv = ["--train", "120", "--test", "60", "--epochs", "1", "--qat-epochs", "1"]
+    argv += ["--v-max", "16", "--batch-size", "40", "--out", str(tmp_path)]
+    assert _load("fpga_quality").main(argv) == 0
+    res = _outputs(tmp_path, "fpga_quality")
+    rows = {r["model"]: r for r in res["rows"]}
+    assert set(rows) == {"float", "quantized"}
+    exact = rows["quantized"]["bit_exact"]  # test events whose outputs equal FixedGarNet's bits
+    assert exact["events"] == exact["events_equal"] == 60
+    assert 0 <= rows["float"]["roc_auc"] <= 1 and rows["float"]["n_events"] == 60
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is needed for the nnet_garnet.h harness")
+def test_fpga_reference_on_simulated_events(tmp_path: Path) -> None:
+    argv = ["--events", "200", "--cpp-events", "20", "--cpp-passes", "2", "--repeats", "1"]
+    assert _load("fpga_reference").main([*argv, "--data", "sim", "--out", str(tmp_path)]) == 0
+    res = _outputs(tmp_path, "fpga_reference")
+    assert res["events"].startswith("calo.sim e/pi events") and res["weights"] == "random"
+    assert res["bit_mismatches"] == 0 and res["outputs_compared"] == 20 * 16
+    assert res["fast_equals_exact_kernel"]
+    assert res["numba_events_per_s"] > 0 and res["cpp_O2_events_per_s"] > 0
+    assert 16 < res["n_mean"] <= 128  # simulated hit counts, truncated at V_max
+
+
+@pytest.mark.slow
+def test_quality(tmp_path: Path) -> None:
+    argv = ["--events", "300", "--minutes", "0.2", "--epochs", "1", "--models", "gravnet"]
+    argv += ["--work", str(tmp_path / "work"), "--out", str(tmp_path)]
+    assert _load("quality").main(argv) == 0
+    res = _outputs(tmp_path, "quality")
+    (row,) = res["rows"]
+    assert row["model"] == "gravnet" and row["epochs"] == 1 and row["n_test"] == 60
+    assert row["parameters"] > 80_000  # the paper-sized model
+    assert row["baseline_rms"] > 0 and row["response_rms"] > 0
