@@ -16,7 +16,30 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch ``python -m calo COMMAND [ARGS]`` to ``calo-COMMAND``; print help otherwise."""
+    """Dispatch ``python -m calo COMMAND [ARGS]`` to ``calo-COMMAND``; print help otherwise.
+
+    Returns the exit code: the command's, 0 for the help and the version, 2 for an unknown
+    command (with a message on stderr).
+
+    Examples
+    --------
+    >>> main(["--help"])  # doctest: +ELLIPSIS
+    calo ...: calorimeter clustering with GravNet and GarNet
+    ...
+      export     export a quantized GarNet for hls4ml
+    <BLANKLINE>
+    'python -m calo COMMAND --help' lists every option of a command.
+    0
+    >>> import contextlib, sys
+    >>> with contextlib.redirect_stderr(sys.stdout):
+    ...     main(["nope"])
+    error: unknown command 'nope'; choose one of ['simulate', 'train', 'evaluate', 'export']
+    2
+    >>> with contextlib.redirect_stderr(sys.stdout):  # runs calo-export
+    ...     main(["export", "missing.ckpt", "--out", "x"])
+    error: checkpoint file does not exist [file missing.ckpt]
+    2
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(f"calo {__version__}: calorimeter clustering with GravNet and GarNet\n")

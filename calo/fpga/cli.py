@@ -96,6 +96,27 @@ def export_model(
         For a missing, unreadable or foreign checkpoint.
     ConfigError
         For a bad number of events or an invalid C++ name.
+
+    Examples
+    --------
+    The stack is the one of :mod:`calo.fpga.qat`'s example, so the two share the compiled
+    numba kernel of the reference.
+
+    >>> import json, tempfile, torch
+    >>> from pathlib import Path
+    >>> from calo.fpga.garnet import GarNetFixedConfig
+    >>> from calo.fpga.qat import QGarNetModel, QGarNetStack
+    >>> from calo.fpga.train import save_checkpoint
+    >>> _ = torch.manual_seed(0)
+    >>> stack = QGarNetStack(config=GarNetFixedConfig(n_vertices=16, reuse_factor=4))
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> ckpt = save_checkpoint(QGarNetModel(stack), folder / "m.ckpt")
+    >>> summary = export_model(ckpt, folder / "export", events=4)
+    >>> summary["files"], summary["events"], summary["overflows"]
+    (['model.json', 'model.npz', 'calo_garnet.h', 'test_vectors.txt', 'test_vectors.npz', 'expected_outputs.txt'], 4, {})
+    >>> doc = json.loads((folder / "export" / "model.json").read_text())
+    >>> doc["config"]["n_vertices"], doc["types"]["output_t"], len(doc["sublayers"])
+    (16, 'ap_fixed<16,6>', 3)
     """
     from calo.fpga.events import toy_events
     from calo.fpga.export import write_hls_header, write_test_vectors

@@ -17,9 +17,11 @@ charged pion (label 0) of 10-100 GeV per event plus 30 random background hits on
 
 Examples
 --------
->>> s = load_e_pi("data/sample_e_pi.root", v_max=32, max_events=20)  # doctest: +SKIP
->>> s.X.shape, s.n.shape, s.is_electron.dtype  # doctest: +SKIP
-(torch.Size([20, 32, 4]), torch.Size([20]), torch.float32)
+>>> import tempfile
+>>> path = simulate_e_pi(tempfile.mkdtemp() + "/e_pi.root", n_events=4, seed=1)["path"]
+>>> s = load_e_pi(path, v_max=32)  # or load_e_pi("data/sample_e_pi.root", v_max=32)
+>>> s.X.shape, s.n.shape, s.is_electron.dtype
+(torch.Size([4, 32, 4]), torch.Size([4]), torch.float32)
 """
 
 from __future__ import annotations
@@ -111,6 +113,18 @@ class FPGASample:
         What the padding to ``V_max`` dropped.
     features:
         The feature scales used.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from calo.io import TruncationReport
+    >>> X = torch.zeros(2, 4, 4)
+    >>> X[0, :3, 3], X[1, :1, 3] = 1.0, 2.0
+    >>> s = FPGASample(X, torch.tensor([3, 1]), torch.tensor([1.0, 0.0]),
+    ...                torch.tensor([20.0, 35.0]), TruncationReport(2, 0, 4, 0, 5.0, 0.0),
+    ...                FPGAFeatures())
+    >>> len(s), s.X.shape, s.n.tolist(), s.is_electron.tolist()
+    (2, torch.Size([2, 4, 4]), [3, 1], [1.0, 0.0])
     """
 
     X: torch.Tensor
@@ -190,6 +204,18 @@ def load_e_pi(
     ------
     DataError
         If an event has no particle truth, or a particle other than e/pi.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = simulate_e_pi(tempfile.mkdtemp() + "/e_pi.root", n_events=4, seed=1)["path"]
+    >>> s = load_e_pi(path, v_max=64, max_events=3)
+    >>> s.n.tolist(), s.is_electron.tolist(), [round(e, 1) for e in s.energy.tolist()]
+    ([64, 49, 64], [0.0, 0.0, 1.0], [94.9, 50.7, 43.9])
+    >>> print(s.truncation)
+    truncated 2/3 events: dropped 42/219 hits, 2.22 GeV (1.29% of the energy)
+    >>> [round(v, 4) for v in s.X[0, 0].tolist()]  # the seed hit: at the origin in x-y
+    [0.0, 0.0, 0.2167, 5.552]
     """
     features = features or FPGAFeatures()
     if isinstance(source, list | tuple) and source and isinstance(source[0], Data):
@@ -211,6 +237,16 @@ def simulate_e_pi(path: str | Path, n_events: int, seed: int = 0) -> dict[str, A
     """Write ``n_events`` e/pi events (the settings of ``data/make_sample.sh``) to ``path``.
 
     Returns the summary of :func:`calo.sim.writer.write_root` (with the configuration).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> summary = simulate_e_pi(os.path.join(folder, "e_pi.root"), n_events=4, seed=1)
+    >>> summary["events"], summary["hits"], summary["config"]["gun"]["pdg"]
+    (4, 258, [11, 211])
+    >>> sorted(os.listdir(folder))
+    ['e_pi.root', 'e_pi.yaml']
     """
     from calo.sim import SimConfig
     from calo.sim.writer import write_root

@@ -41,6 +41,19 @@ def toy_events(
     ------
     ConfigError
         If the range of n is empty or exceeds ``n_vertices``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X, n = toy_events(np.random.default_rng(0), 3, 16, n_min=4, n_max=8)
+    >>> X.shape, n.tolist()
+    ((3, 16, 4), [8, 7, 6])
+    >>> X[0, 0, :2].tolist(), bool((np.diff(X[0, :8, 3]) <= 0).all())  # seed first, sorted
+    ([0.0, 0.0], True)
+    >>> toy_events(np.random.default_rng(0), 3, 16, n_max=32)
+    Traceback (most recent call last):
+    ...
+    calo.errors.ConfigError: need 0 <= n_min <= n_max <= n_vertices, got 16, 32
     """
     n_max = n_vertices if n_max is None else n_max
     if not 0 <= n_min <= n_max <= n_vertices:

@@ -347,6 +347,24 @@ def write_test_vectors(
 
     The text file holds ``B n_in`` then per event ``n`` and the ``V * F_in`` input values as
     hexadecimal doubles (exact). The npz holds ``x_raw``, ``n`` and, if given, ``expected_raw``.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
+    >>> rng = np.random.default_rng(0)
+    >>> model = FixedGarNet([GarNetWeights.random(rng, 4, 4, 8, 8)],
+    ...                     GarNetFixedConfig(n_vertices=16, reuse_factor=4))
+    >>> X_raw = model.quantize_inputs(rng.normal(0, 0.5, size=(3, 16, 4)))
+    >>> path = write_test_vectors(tempfile.mkdtemp() + "/tv.txt", model, X_raw,
+    ...                           np.array([16, 5, 9]))
+    >>> lines = path.read_text().splitlines()
+    >>> lines[0], lines[2].split()[:3], len(lines[2].split())  # event 1: n, then 16 x 4 values
+    ('3 64', ['5', '-0x1.7b00000000000p-1', '-0x1.bc00000000000p-2'], 65)
+    >>> float.fromhex("-0x1.7b00000000000p-1"), int(X_raw[1, 0, 0]) / 2**9  # input_t: 9 frac bits
+    (-0.740234375, -0.740234375)
+    >>> sorted(np.load(path.with_suffix(".npz")).files)
+    ['n', 'x_raw']
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -370,6 +388,19 @@ def build_harness(
     ------
     FixedPointError
         If g++ is missing or compilation fails (the compiler's message is included).
+
+    Examples
+    --------
+    Needs g++ and hls4ml; compiling takes several seconds, so the example is not run by the
+    doctests (tests/fpga runs the harness).
+
+    >>> import numpy as np, tempfile
+    >>> from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
+    >>> model = FixedGarNet([GarNetWeights.random(np.random.default_rng(0), 4, 4, 8, 8)],
+    ...                     GarNetFixedConfig(n_vertices=16, reuse_factor=4))
+    >>> exe = build_harness(model, tempfile.mkdtemp(), opt="-O0")  # doctest: +SKIP
+    >>> exe.name, sorted(p.name for p in exe.parent.iterdir())  # doctest: +SKIP
+    ('harness', ['calo_garnet.h', 'harness', 'harness.cpp'])
     """
     gxx = shutil.which("g++")
     if gxx is None:
@@ -399,6 +430,24 @@ def run_harness(
     """Run a compiled harness on raw inputs; return raw outputs (shaped like the reference's)
     and the measured events/s of the compute loop (file I/O excluded). ``index`` picks the
     model in a harness built from several headers.
+
+    Examples
+    --------
+    Needs g++ and hls4ml (:func:`build_harness`), so the example is not run by the doctests.
+    The harness reproduces the numba reference bit for bit:
+
+    >>> import numpy as np, tempfile
+    >>> from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
+    >>> rng = np.random.default_rng(0)
+    >>> model = FixedGarNet([GarNetWeights.random(rng, 4, 4, 8, 8)],
+    ...                     GarNetFixedConfig(n_vertices=16, reuse_factor=4))
+    >>> X_raw = model.quantize_inputs(rng.normal(0, 0.5, size=(3, 16, 4)))
+    >>> n = np.array([16, 5, 9])
+    >>> workdir = tempfile.mkdtemp()
+    >>> exe = build_harness(model, workdir, opt="-O0")  # doctest: +SKIP
+    >>> raw, rate = run_harness(exe, model, X_raw, n, workdir)  # doctest: +SKIP
+    >>> raw.shape, bool((raw == model.run_raw(X_raw, n)[0]).all()), rate > 0  # doctest: +SKIP
+    ((3, 8), True, True)
     """
     workdir = Path(workdir)
     inp = write_test_vectors(workdir / "vectors.txt", model, X_raw, n)

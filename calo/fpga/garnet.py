@@ -300,6 +300,17 @@ class QuantizedSublayer:
     ``w_in [O, A, F_in]``, ``b_in [O, A]`` (contracted input transform), ``b_out [O]``.
     ``types`` maps ``"w_d", "b_d", "w_in", "b_in", "b_out"`` to their :class:`FixedType`;
     ``n_propagate`` is P of the float layer (contracted away; only written to the config).
+    Made by :func:`quantize_sublayers`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = GarNetWeights.random(np.random.default_rng(0), 4, 4, 8, 8)
+    >>> q = quantize_sublayers([w], GarNetFixedConfig(n_vertices=16, reuse_factor=4))[0]
+    >>> q.n_in, q.n_aggregators, q.n_out, q.n_propagate, q.w_in.shape
+    (4, 4, 8, 8, (8, 4, 4))
+    >>> str(q.types["b_out"]), q.b_out[:2].tolist(), q.values("b_out")[:2].tolist()
+    ('ap_fixed<11,1,AP_RND,AP_SAT>', [42, -27], [0.041015625, -0.0263671875])
     """
 
     w_d: NDArray[np.int64]
@@ -395,6 +406,19 @@ def quantize_sublayers(
     ------
     ConfigError
         If consecutive sublayers do not chain (F_out of L != F_in of L+1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> w0, w1 = GarNetWeights.random(rng, 4, 4, 8, 8), GarNetWeights.random(rng, 8, 4, 8, 16)
+    >>> cfg = GarNetFixedConfig(n_vertices=16, reuse_factor=4)
+    >>> [(q.n_in, q.n_out) for q in quantize_sublayers([w0, w1], cfg)]
+    [(4, 8), (8, 16)]
+    >>> quantize_sublayers([w1, w0], cfg)
+    Traceback (most recent call last):
+    ...
+    calo.errors.ConfigError: sublayer 1 expects 4 input features but sublayer 0 produces 16
     """
     if len(weights) == 0:
         raise ConfigError("a GarNet needs at least one (sub)layer of weights")

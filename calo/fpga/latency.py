@@ -79,6 +79,16 @@ class LatencyEstimate:
         Estimated DSP48 count.
     terms:
         The named contributions to the latency (cycles).
+
+    Examples
+    --------
+    >>> est = estimate_latency(n_vertices=16, reuse_factor=4)
+    >>> est.latency_cycles, est.ii_cycles, est.latency_ns, est.ii_ns, est.dsp
+    (64, 22, 320.0, 110.0, 832)
+    >>> est.terms
+    {'loop0': 13, 'norm0': 2, 'loop1': 18, 'norm1': 2, 'loop2': 18, 'norm2': 2, 'output': 5, 'io': 4}
+    >>> sum(est.terms.values()) == est.latency_cycles
+    True
     """
 
     latency_cycles: int

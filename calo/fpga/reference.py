@@ -95,7 +95,29 @@ _I64_MIN = np.iinfo(np.int64).min
 
 
 class MeanByNvertWarning(UserWarning):
-    """hls4ml's mean_by_nvert divides integers: the mean is 0 for n > V/R."""
+    """hls4ml's mean_by_nvert divides integers: the mean is 0 for n > V/R.
+
+    Issued by :class:`FixedGarNet` for ``mean_by_nvert=True`` with the default
+    ``nvert_division="integer"``.
+
+    Examples
+    --------
+    >>> import warnings, numpy as np
+    >>> from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
+    >>> w = GarNetWeights.random(np.random.default_rng(0), 4, 4, 8, 8)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", MeanByNvertWarning)
+    ...     FixedGarNet([w], GarNetFixedConfig(n_vertices=16, reuse_factor=4, mean_by_nvert=True))
+    Traceback (most recent call last):
+    ...
+    calo.fpga.reference.MeanByNvertWarning: mean_by_nvert as in nnet_garnet.h computes (V/R)/n = 4/n in integers: the means are 0 for n > 4. Use nvert_division='fixed' for the intended arithmetic.
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", MeanByNvertWarning)
+    ...     cfg = GarNetFixedConfig(n_vertices=16, reuse_factor=4, mean_by_nvert=True,
+    ...                             nvert_division="fixed")
+    ...     FixedGarNet([w], cfg).config.nvert_division
+    'fixed'
+    """
 
 
 # ---------------------------------------------------------------------- report
@@ -115,6 +137,23 @@ class OverflowReport:
         quantity was not reached or ranges were not tracked.
     types:
         ``[L]`` dicts quantity -> FixedType it is cast to.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
+    >>> rng = np.random.default_rng(3)
+    >>> model = FixedGarNet([GarNetWeights.random(rng, 4, 4, 8, 8)],
+    ...                     GarNetFixedConfig(n_vertices=16, reuse_factor=4))
+    >>> X_big = rng.normal(0, 8, size=(2, 16, 4))  # too large for the distance type
+    >>> rep = model(X_big, np.full(2, 16), track_ranges=True).overflow
+    >>> rep.total(), rep.as_dict(), rep.counts.shape
+    (73, {'L0.distance': 72, 'L0.feature_sum': 1}, (1, 10))
+    >>> print(rep)
+    L0.distance: 72, L0.feature_sum: 1
+    >>> X_small = rng.normal(0, 0.5, size=(2, 16, 4))
+    >>> print(model(X_small, np.full(2, 16), track_ranges=True).overflow)
+    no overflow
     """
 
     counts: NDArray[np.int64]
@@ -199,6 +238,19 @@ class FixedResult:
         The same as floats.
     overflow:
         The :class:`OverflowReport` of the run.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
+    >>> rng = np.random.default_rng(0)
+    >>> model = FixedGarNet([GarNetWeights.random(rng, 4, 4, 8, 8)],
+    ...                     GarNetFixedConfig(n_vertices=16, reuse_factor=4))
+    >>> res = model(rng.normal(0, 0.5, size=(2, 16, 4)), np.array([16, 3]))
+    >>> res.output_raw.shape, res.output_raw.dtype, str(model.types["output_t"])
+    ((2, 8), dtype('int64'), 'ap_fixed<16,6>')
+    >>> bool((res.output == res.output_raw / 2**10).all()), res.overflow.total()
+    (True, 0)
     """
 
     output_raw: NDArray[np.int64]

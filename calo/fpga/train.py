@@ -120,6 +120,29 @@ def train_model(
     ------
     ConfigError
         For non-positive epochs, learning rate or batch size.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from calo.io import TruncationReport
+    >>> from calo.fpga.events import toy_events
+    >>> from calo.fpga.garnet import GarNetFixedConfig
+    >>> from calo.fpga.qat import QGarNetStack
+    >>> X, n = toy_events(np.random.default_rng(0), 16, 16, n_min=4)
+    >>> train = FPGASample(torch.tensor(X, dtype=torch.float32), torch.tensor(n),
+    ...                    torch.tensor([0.0, 1.0] * 8), torch.full((16,), 50.0),
+    ...                    TruncationReport(16, 0, int(n.sum()), 0, 1.0, 0.0), FPGAFeatures())
+    >>> _ = torch.manual_seed(0)
+    >>> model = QGarNetModel(QGarNetStack(config=GarNetFixedConfig(n_vertices=16, reuse_factor=4),
+    ...                                   quantized=False))
+    >>> history = train_model(model, train, epochs=2, batch_size=8)  # float
+    >>> _ = model.stack.set_quantized(True)
+    >>> history += train_model(model, train, epochs=1, batch_size=8, lr=5e-4, log=print)
+    epoch 0: classification ... regression ... (... s)
+    >>> len(history), sorted(history[0]), model.training
+    (3, ['classification', 'epoch', 'regression', 'seconds'], False)
+    >>> history[-1]["regression"] < history[0]["regression"]
+    True
     """
     if epochs < 1 or not lr > 0 or batch_size < 1:
         raise ConfigError(
@@ -222,6 +245,17 @@ def save_checkpoint(
 
     ``metadata`` must hold only built-in types (it is read back with
     ``torch.load(weights_only=True)``).
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from calo.fpga.garnet import GarNetFixedConfig
+    >>> from calo.fpga.qat import QGarNetStack
+    >>> m = QGarNetModel(QGarNetStack(config=GarNetFixedConfig(n_vertices=16, reuse_factor=4)))
+    >>> path = save_checkpoint(m, tempfile.mkdtemp() + "/m.ckpt", metadata={"epochs": 3})
+    >>> ckpt = torch.load(path, weights_only=True)
+    >>> sorted(ckpt), ckpt["calo_fpga"]["format"], ckpt["calo_fpga"]["metadata"]
+    (['calo_fpga', 'state_dict'], 1, {'epochs': 3})
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -250,6 +284,23 @@ def load_checkpoint(path: str | Path) -> tuple[QGarNetModel, dict[str, Any]]:
     CheckpointError
         If the file is missing, unreadable, not a calo FPGA checkpoint (for example a
         ``calo-train`` checkpoint), of another format version, or its weights do not fit.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from calo.fpga.garnet import GarNetFixedConfig
+    >>> from calo.fpga.qat import QGarNetStack
+    >>> m = QGarNetModel(QGarNetStack(config=GarNetFixedConfig(n_vertices=16, reuse_factor=4)))
+    >>> path = save_checkpoint(m, tempfile.mkdtemp() + "/m.ckpt", metadata={"epochs": 3})
+    >>> m2, info = load_checkpoint(path)
+    >>> info["metadata"], info["features"], m2.training
+    ({'epochs': 3}, FPGAFeatures(xy_scale=18.0, z_offset=0.0, z_scale=50.0, energy_scale=0.5), False)
+    >>> all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), m2.state_dict().values()))
+    True
+    >>> load_checkpoint("missing.ckpt")
+    Traceback (most recent call last):
+    ...
+    calo.errors.CheckpointError: checkpoint file does not exist [file missing.ckpt]
     """
     from calo.train.checkpoint import read_checkpoint
 

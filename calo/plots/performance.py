@@ -45,7 +45,7 @@ def plot_loss_curves(history: Mapping[str, Any], path: str | Path) -> Path:
     Examples
     --------
     >>> import tempfile
-    >>> plot_loss_curves({"epoch": [], "train_loss": [], "val_loss": []},
+    >>> plot_loss_curves({"epoch": [0], "train_loss": [0.3]},  # no validation loss yet
     ...                  tempfile.mkdtemp() + "/l.png").name
     'l.png'
     """

@@ -114,6 +114,25 @@ def evaluate(
     dict
         ``{"methods": {"model": summary, "baseline": summary}, "examples": [...]}``; each
         summary as :meth:`~calo.train.metrics.ResponseAccumulator.summary`.
+
+    Examples
+    --------
+    Two well separated showers, which the baseline alone (``model=None``) splits almost
+    perfectly:
+
+    >>> import torch
+    >>> from torch_geometric.data import Data
+    >>> pos = torch.tensor([[0.0, 0, 1], [1, 0, 2], [0, 1, 3], [20, 0, 1], [21, 0, 2], [20, 1, 3]])
+    >>> ev = Data(x=torch.zeros(6, 7), pos=pos, energy=torch.tensor([4.0, 1, 0.5, 3, 1, 0.5]),
+    ...           y=torch.tensor([[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 3))
+    >>> result = evaluate(None, [ev, ev], keep_events=1)
+    >>> base = result["methods"]["baseline"]
+    >>> base["n_events"], base["n_showers"], round(base["response"]["mean"], 4)
+    (2, 4, 1.0)
+    >>> len(result["examples"]), sorted(result["examples"][0])
+    (1, ['baseline', 'energy', 'pos', 'truth'])
+    >>> result["examples"][0]["baseline"].round(3)[[0, 3]].tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
     """
     accs = {"baseline": ResponseAccumulator(shared_threshold)}
     if model is not None:

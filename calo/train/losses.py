@@ -183,6 +183,17 @@ class PermutationResult:
         ``[B]`` best per-event loss.
     perm:
         ``[B, K]`` int64: truth shower k is matched to predicted column ``perm[b, k]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> p = torch.tensor([[0.1, 0.9], [0.8, 0.2]]); t = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    >>> r = permutation_invariant_loss(p, t, torch.tensor([1.0, 1.0]))
+    >>> r
+    PermutationResult(loss=tensor(0.0250), event_loss=tensor([0.0250]), perm=tensor([[1, 0]]))
+    >>> p[:, r.perm[0]]  # the predicted columns in truth order
+    tensor([[0.9000, 0.1000],
+            [0.2000, 0.8000]])
     """
 
     loss: Tensor

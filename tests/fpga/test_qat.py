@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 from pathlib import Path
 
 import numpy as np
@@ -194,14 +192,3 @@ def test_bad_inputs_and_configs_raise_calo_errors():
         QGarNetModel(head=(16, 0))
     with pytest.raises(ConfigError, match="malformed"):
         QGarNetModel.from_hparams({"stack": {}})
-
-
-@pytest.mark.parametrize(
-    "name", ["calo.fpga.qat", "calo.fpga.data", "calo.fpga.train", "calo.fpga.cli"]
-)
-def test_docstring_examples(name):
-    result = doctest.testmod(
-        importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE, verbose=False
-    )
-    assert result.attempted > 0
-    assert result.failed == 0

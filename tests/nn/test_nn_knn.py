@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import itertools
 
 import numpy as np
@@ -362,12 +360,3 @@ def test_torch_cluster_backend(ragged):
     idx, d2 = knn(x, 8, batch, backend="torch_cluster")
     torch.testing.assert_close(d2, ref_d2)
     assert torch.equal(idx, ref_idx)
-
-
-@pytest.mark.parametrize("name", ["", ".knn", ".potentials", ".gravnet", ".garnet", ".edgeconv"])
-def test_docstring_examples(name):
-    # the package re-exports the function knn, so look the module up by name
-    module = importlib.import_module("calo.nn" + name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0
-    assert result.failed == 0
