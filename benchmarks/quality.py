@@ -49,7 +49,9 @@ def _simulate(path: Path, n_events: int, seed: int) -> None:
     write_root(path, SimConfig(), n_events=n_events, seed=seed, progress=True)
 
 
-def _train_one(model: str, data: Path, minutes: float, epochs: int, run: Path) -> list[str]:
+def _train_one(
+    model: str, data: Path, minutes: float, epochs: int, run: Path, size: str = "paper"
+) -> list[str]:
     args = [
         *MODEL_ARGS[model],
         f"data.files=[{data}]",
@@ -60,17 +62,20 @@ def _train_one(model: str, data: Path, minutes: float, epochs: int, run: Path) -
         "trainer.threads=1",
         "trainer.progress_bar=false",
     ]
-    if model == "gravnet":  # the paper's 4 blocks with k = 40 (calo-train's default is smaller)
+    if model == "gravnet" and size == "paper":  # the paper's 4 blocks with k = 40
         args += ["model.gravnet.n_blocks=4", "model.gravnet.k=40"]
+    if model == "gravnet" and size == "quick":  # calo-train's default: 2 blocks, k = 16
+        args += ["model.gravnet.n_blocks=2", "model.gravnet.k=16", "data.batch_size=8"]
     return [sys.executable, "-m", "calo", "train", "--out", str(run), "--no-plots", *args]
 
 
-def _row(model: str, metrics: dict, n_params: int) -> dict:
+def _row(model: str, metrics: dict, n_params: int, size: str = "paper") -> dict:
     m = metrics["methods"]["model"]
     b = metrics["methods"]["baseline"]
     epochs = max(int(metrics["epochs_run"]), 1)
     return {
-        "model": model,
+        "model": model if size == "paper" or model != "gravnet" else f"{model} ({size})",
+        "size": size,
         "parameters": n_params,
         "loss": m["loss"],
         "response_mean": m["response"]["mean"],
@@ -129,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=200, help="epoch limit per model")
     p.add_argument("--parallel", action="store_true", help="train the models at the same time")
     p.add_argument("--nice", type=int, default=0, help="niceness of the training processes")
+    p.add_argument(
+        "--size",
+        choices=("paper", "quick"),
+        default="paper",
+        help="GravNet size: the paper's (4 blocks, k = 40) or calo-train's quick default "
+        "(2 blocks, k = 16, about 12x faster on a CPU)",
+    )
     p.add_argument("--work", type=Path, default=Path("runs/quality"), help="data and run folders")
     p.add_argument("--out", type=Path, default=HERE / "results", help="results folder")
     a = p.parse_args(argv)
@@ -141,12 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     _simulate(data, a.events, a.seed)
     start = time.time()
     procs: dict[str, subprocess.Popen] = {}
-    runs = {m: a.work / f"{m}-{a.events}ev" for m in a.models}
+    tag = "" if a.size == "paper" else f"-{a.size}"
+    runs = {m: a.work / f"{m}{tag if m == 'gravnet' else ''}-{a.events}ev" for m in a.models}
     for model in a.models:
         if (runs[model] / "metrics.json").exists():  # finished earlier: collect, do not retrain
             print(f"{model}: using the finished run {runs[model]}", flush=True)
             continue
-        cmd = _train_one(model, data, a.minutes, a.epochs, runs[model])
+        cmd = _train_one(model, data, a.minutes, a.epochs, runs[model], a.size)
         if a.nice:
             cmd = ["nice", "-n", str(a.nice), *cmd]
         print("+", " ".join(cmd), flush=True)
@@ -163,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = json.loads((runs[model] / "metrics.json").read_text())
         cfg = load_yaml(TrainConfig, runs[model] / "config.yaml")
         n_params = count_parameters(build_model(cfg.model))
-        rows.append(_row(model, metrics, n_params))
+        rows.append(_row(model, metrics, n_params, a.size))
     result = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",

@@ -32,7 +32,9 @@ def _outputs(out: Path, stem: str) -> dict:
 
 
 def test_sim_speed(tmp_path: Path) -> None:
-    assert _load("sim_speed").main(["--events", "64", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    assert (
+        _load("sim_speed").main(["--events", "64", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    )
     res = _outputs(tmp_path, "sim_speed")
     assert res["benchmark"] == "sim_speed" and res["machine"] and res["date"]
     for row in res["results"]:
@@ -73,7 +75,9 @@ def test_fpga_quality(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is needed for the nnet_garnet.h harness")
+@pytest.mark.skipif(
+    shutil.which("g++") is None, reason="g++ is needed for the nnet_garnet.h harness"
+)
 def test_fpga_reference_on_simulated_events(tmp_path: Path) -> None:
     argv = ["--events", "200", "--cpp-events", "20", "--cpp-passes", "2", "--repeats", "1"]
     assert _load("fpga_reference").main([*argv, "--data", "sim", "--out", str(tmp_path)]) == 0
