@@ -35,7 +35,16 @@ from calo.errors import ConfigError
 
 T = TypeVar("T")
 
-__all__ = ["apply_overrides", "from_dict", "load_yaml", "merge", "save_yaml", "to_dict"]
+__all__ = [
+    "apply_overrides",
+    "describe_fields",
+    "fields_epilog",
+    "from_dict",
+    "load_yaml",
+    "merge",
+    "save_yaml",
+    "to_dict",
+]
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -320,3 +329,94 @@ def save_yaml(cfg: Any, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     return path
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """First sentence of each field's entry in the numpy-style docstring of ``cls``."""
+    docs: dict[str, str] = {}
+    lines = (cls.__doc__ or "").splitlines()
+    names: list[str] = []
+    text: list[str] = []
+
+    def flush() -> None:
+        if names:
+            sentence = " ".join(text).split(". ")[0].strip().rstrip(".")
+            for n in names:
+                docs[n] = sentence.replace("``", "")
+
+    for line in lines:
+        stripped = line.strip()
+        indent = len(line) - len(line.lstrip())
+        if stripped.endswith(":") and indent == 4 and " " not in stripped.replace(", ", ","):
+            flush()
+            names = [n.strip() for n in stripped[:-1].split(",")]
+            text = []
+        elif indent >= 8 and names:
+            text.append(stripped)
+        elif indent <= 4 and stripped:
+            flush()
+            names, text = [], []
+    flush()
+    return docs
+
+
+def describe_fields(cfg: Any, prefix: str = "") -> list[str]:
+    """One line per leaf field of a (nested) dataclass: key, type, default and its meaning.
+
+    The meaning is the first sentence of the field's entry in the class docstring; the
+    command-line tools print these lines under ``--help``.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass, field
+    >>> @dataclass
+    ... class Opt:
+    ...     '''Optimiser.
+    ...
+    ...     Attributes
+    ...     ----------
+    ...     lr:
+    ...         Learning rate. Adam's.
+    ...     '''
+    ...     lr: float = 1e-3
+    >>> @dataclass
+    ... class Cfg:
+    ...     opt: Opt = field(default_factory=Opt)
+    >>> describe_fields(Cfg())
+    ['opt.lr = 0.001  (float) Learning rate']
+    """
+    out: list[str] = []
+    hints = _hints(type(cfg))
+    docs = _field_docs(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            out += describe_fields(value, key + ".")
+            continue
+        tp = hints.get(f.name, Any)
+        tname = getattr(tp, "__name__", None) if isinstance(tp, type) else None
+        tname = tname or str(tp).replace("typing.", "")
+        shown = f"[{', '.join(map(str, value))}]" if isinstance(value, list | tuple) else value
+        line = f"{key} = {shown!s}  ({tname})"
+        if docs.get(f.name):
+            line += f" {docs[f.name]}"
+        out.append(line)
+    return out
+
+
+def fields_epilog(cfg: Any, what: str) -> str:
+    """The ``--help`` epilog of a command: every field of ``cfg`` that ``key=value`` sets.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Cfg:
+    ...     seed: int = 0
+    >>> print(fields_epilog(Cfg(), "Cfg"))
+    Cfg fields (set in the YAML file or as key=value; default in the middle):
+      seed = 0  (int)
+    """
+    lines = [f"{what} fields (set in the YAML file or as key=value; default in the middle):"]
+    return "\n".join(lines + [f"  {line}" for line in describe_fields(cfg)])

@@ -50,3 +50,34 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     commands = [b.strip() for b in _blocks("bash") if "pytest" in b]
     assert commands, "README has no test command"
     assert commands[0] in ci
+
+
+@pytest.mark.parametrize(
+    ("command", "config"),
+    [("train", "calo.train.config:TrainConfig"), ("simulate", "calo.sim.config:SimConfig")],
+)
+def test_help_lists_every_configuration_field(command: str, config: str, capsys) -> None:
+    import dataclasses
+    import importlib
+
+    from calo.__main__ import main
+
+    module, name = config.split(":")
+    cfg = getattr(importlib.import_module(module), name)()
+
+    def leaves(obj, prefix=""):
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                yield from leaves(value, f"{prefix}{f.name}.")
+            else:
+                yield f"{prefix}{f.name}", value
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    keys = list(leaves(cfg))
+    assert len(keys) > 20
+    for key, value in keys:
+        shown = f"[{', '.join(map(str, value))}]" if isinstance(value, list | tuple) else value
+        assert f"  {key} = {shown}  (" in out, f"calo-{command} --help does not list {key}"

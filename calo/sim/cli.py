@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 
 from calo.cli_util import run_cli
-from calo.config import apply_overrides, load_yaml
+from calo.config import apply_overrides, fields_epilog, load_yaml
 from calo.sim.config import SimConfig
 from calo.sim.writer import write_root
 
@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="calo-simulate",
         description="Simulate toy-calorimeter events (overlapping showers) into a ROOT TTree 'events'.",
+        epilog=fields_epilog(SimConfig(), "SimConfig"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", required=True, help="output ROOT file (.root)")
     p.add_argument("--events", type=int, required=True, help="number of events")

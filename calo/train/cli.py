@@ -36,10 +36,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _train_parser() -> argparse.ArgumentParser:
+    from calo.config import fields_epilog
+    from calo.train.config import TrainConfig
+
     p = _Parser(
         prog="calo-train",
         description="Train GravNet/GarNet/DGCNN energy-fraction models (default: GravNet on the "
         "built-in simulated two-shower events).",
+        epilog=fields_epilog(TrainConfig(), "TrainConfig"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", type=Path, help="YAML file with TrainConfig fields")
     p.add_argument("--model", help="gravnet, garnet or edgeconv (same as model.name=...)")
