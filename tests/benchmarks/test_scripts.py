@@ -80,7 +80,8 @@ def test_fpga_quality(tmp_path: Path) -> None:
 )
 def test_fpga_reference_on_simulated_events(tmp_path: Path) -> None:
     argv = ["--events", "200", "--cpp-events", "20", "--cpp-passes", "2", "--repeats", "1"]
-    assert _load("fpga_reference").main([*argv, "--data", "sim", "--out", str(tmp_path)]) == 0
+    argv += ["--data", "sim", "--weights", "random", "--out", str(tmp_path)]
+    assert _load("fpga_reference").main(argv) == 0
     res = _outputs(tmp_path, "fpga_reference")
     assert res["events"].startswith("calo.sim e/pi events") and res["weights"] == "random"
     assert res["bit_mismatches"] == 0 and res["outputs_compared"] == 20 * 16
