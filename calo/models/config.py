@@ -34,6 +34,16 @@ def _positive(obj: object, *names: str) -> None:
             )
 
 
+def _check_potential(obj: GravNetModelConfig | GarNetModelConfig) -> None:
+    from calo.nn.potentials import POTENTIALS
+
+    if obj.potential not in POTENTIALS:
+        raise ConfigError(
+            f"model.{type(obj).__name__}.potential must be one of {', '.join(POTENTIALS)}; "
+            f"got {obj.potential!r}"
+        )
+
+
 @dataclass
 class GravNetModelConfig:
     """Sizes of the GravNet model.
@@ -41,12 +51,16 @@ class GravNetModelConfig:
     ``n_blocks`` x [concat per-event mean -> Dense(d, tanh) for d in ``dense`` ->
     GravNet(S=``space_dimensions``, F_LR=``propagate_dimensions``, F_out=``out_channels``,
     k=``k``) -> BatchNorm]; concat of the block outputs -> Dense(``head``, relu) ->
-    Dense(``bottleneck``, relu) -> Dense(K, softmax).
+    Dense(``bottleneck``, relu) -> Dense(K, softmax). ``potential`` weights the messages:
+    ``exp10`` = exp(-10 d^2) (the reference code and torch_geometric), ``gauss`` = exp(-d^2)
+    (the paper), ``exp_abs`` = exp(-|d|) (see :mod:`calo.nn.potentials`).
 
     Examples
     --------
     >>> GravNetModelConfig().k
     40
+    >>> GravNetModelConfig(potential="gauss").potential
+    'gauss'
     """
 
     n_blocks: int = 4
@@ -57,10 +71,12 @@ class GravNetModelConfig:
     k: int = 40
     head: int = 128
     bottleneck: int = 3
+    potential: Literal["exp10", "gauss", "exp_abs"] = "exp10"
 
     def __post_init__(self) -> None:
         self.dense = tuple(self.dense)
-        _positive(self, *(f.name for f in fields(self)))
+        _positive(self, *(f.name for f in fields(self) if f.name != "potential"))
+        _check_potential(self)
 
 
 @dataclass
@@ -69,12 +85,15 @@ class GarNetModelConfig:
 
     Dense(``input_dense``, tanh) -> ``n_blocks`` x [GarNet(``n_aggregators``,
     F_LR=``propagate_dimensions``, F_out=``out_channels``) + BatchNorm] -> concat ->
-    Dense(``head``, relu) -> Dense(``bottleneck``) -> Dense(K, softmax).
+    Dense(``head``, relu) -> Dense(``bottleneck``) -> Dense(K, softmax). ``potential``:
+    ``exp_abs`` = exp(-|d|) (the paper), ``gauss`` = exp(-d^2) (hls4ml) or ``exp10``.
 
     Examples
     --------
     >>> GarNetModelConfig().n_blocks
     11
+    >>> GarNetModelConfig(potential="exp_abs").potential
+    'exp_abs'
     """
 
     input_dense: int = 32
@@ -84,9 +103,11 @@ class GarNetModelConfig:
     out_channels: int = 32
     head: int = 48
     bottleneck: int = 3
+    potential: Literal["exp10", "gauss", "exp_abs"] = "exp_abs"
 
     def __post_init__(self) -> None:
-        _positive(self, *(f.name for f in fields(self)))
+        _positive(self, *(f.name for f in fields(self) if f.name != "potential"))
+        _check_potential(self)
 
 
 @dataclass

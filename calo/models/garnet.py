@@ -71,6 +71,7 @@ class GarNetModel(nn.Module):
                     cfg.out_channels,
                     n_aggregators=cfg.n_aggregators,
                     n_propagate=cfg.propagate_dimensions,
+                    potential=cfg.potential,
                 )
             )
             self.norms.append(nn.BatchNorm1d(cfg.out_channels))

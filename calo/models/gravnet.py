@@ -79,6 +79,7 @@ class GravNetModel(nn.Module):
                     space_dimensions=cfg.space_dimensions,
                     propagate_dimensions=cfg.propagate_dimensions,
                     k=cfg.k,
+                    potential=cfg.potential,
                 )
             )
             self.norms.append(nn.BatchNorm1d(cfg.out_channels))

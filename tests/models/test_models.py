@@ -103,6 +103,24 @@ def test_sizes_are_configurable() -> None:
     assert len(DGCNNModel().convs) == 4 and len(GarNetModel().convs) == 11
 
 
+def test_potentials_are_selectable_from_the_configuration() -> None:
+    default = build_model(ModelConfig())
+    assert {c.potential for c in default.convs} == {"exp10"}  # torch_geometric's GravNet
+    assert {c.potential for c in GarNetModel().convs} == {"exp_abs"}  # the paper's GarNet
+    cfg = apply_overrides(ModelConfig(), ["gravnet.potential=gauss", "garnet.potential=gauss"])
+    gravnet = build_model(cfg)
+    assert {c.potential for c in gravnet.convs} == {"gauss"}
+    cfg.name = "garnet"
+    assert {c.potential for c in build_model(cfg).convs} == {"gauss"}
+    # the potential changes the output of the same weights
+    torch.manual_seed(0)
+    x, batch = torch.randn(30, 7), torch.zeros(30, dtype=torch.long)
+    gravnet.load_state_dict(default.state_dict())
+    default.eval(), gravnet.eval()
+    with torch.no_grad():
+        assert not torch.allclose(default(x, batch), gravnet(x, batch))
+
+
 @pytest.mark.parametrize(
     "override",
     [
@@ -111,6 +129,8 @@ def test_sizes_are_configurable() -> None:
         "gravnet.dense=[]",
         "garnet.n_aggregators=-1",
         "n_showers=0",
+        "gravnet.potential=coulomb",
+        "garnet.potential=1",
     ],
 )
 def test_invalid_model_config_is_a_config_error(override: str) -> None:
