@@ -232,3 +232,16 @@ def test_ddp_on_two_cpu_processes(small_root: Path, tmp_path: Path) -> None:
 
 def _cfg_args(root: Path) -> list[str]:
     return [*TINY, f"data.files=[{root}]"]
+
+
+def test_early_stopping_ends_training_when_the_validation_loss_stalls(
+    small_root: Path, tmp_path: Path
+) -> None:
+    cfg = _cfg(small_root, "trainer.max_epochs=40", "trainer.early_stopping_patience=1",
+               "optim.lr=0.05")  # fmt: skip
+    metrics = train(cfg, tmp_path / "run", plots=False)
+    val = metrics["history"]["val_loss"]
+    assert 2 <= len(val) < 40, "early stopping never ended the run"
+    # patience 1: every epoch but the last improved on the best before it, the last did not
+    assert all(val[i] < min(val[:i]) for i in range(1, len(val) - 1)), val
+    assert val[-1] >= min(val[:-1]), val
