@@ -1358,7 +1358,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=20, help="timed forward runs after warm-up")
     p.add_argument("--train-repeats", type=int, default=10, help="timed training steps")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--cap", type=float, default=20.0, help="seconds per configuration")
+    p.add_argument("--cap", type=float, default=15.0, help="seconds per configuration")
     p.add_argument("--mem-limit-gb", type=float, default=8.0, help="address space per config")
     p.add_argument(
         "--malloc",
