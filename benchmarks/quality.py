@@ -50,7 +50,13 @@ def _simulate(path: Path, n_events: int, seed: int) -> None:
 
 
 def _train_one(
-    model: str, data: Path, minutes: float, epochs: int, run: Path, size: str = "paper"
+    model: str,
+    data: Path,
+    minutes: float,
+    epochs: int,
+    run: Path,
+    size: str = "paper",
+    extra: list[str] | None = None,
 ) -> list[str]:
     args = [
         *MODEL_ARGS[model],
@@ -68,6 +74,7 @@ def _train_one(
         args += ["model.gravnet.n_blocks=2", "model.gravnet.k=16", "data.batch_size=8"]
     if model == "edgeconv" and size == "quick":  # the paper's DGCNN with k = 16 instead of 40
         args += ["model.edgeconv.k=16", "data.batch_size=8"]
+    args += list(extra or [])  # last, so they win
     return [sys.executable, "-m", "calo", "train", "--out", str(run), "--no-plots", *args]
 
 
@@ -143,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
         help="model sizes: the paper's, or quick ones for a CPU: GravNet as calo-train's "
         "default (2 blocks, k = 16), EdgeConv with k = 16 (GarNet is the same in both)",
     )
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="calo-train overrides for every model, after the benchmark's own",
+    )
     p.add_argument("--work", type=Path, default=Path("runs/quality"), help="data and run folders")
     p.add_argument("--out", type=Path, default=HERE / "results", help="results folder")
     a = p.parse_args(argv)
@@ -161,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         if (runs[model] / "metrics.json").exists():  # finished earlier: collect, do not retrain
             print(f"{model}: using the finished run {runs[model]}", flush=True)
             continue
-        cmd = _train_one(model, data, a.minutes, a.epochs, runs[model], a.size)
+        cmd = _train_one(model, data, a.minutes, a.epochs, runs[model], a.size, a.set)
         if a.nice:
             cmd = ["nice", "-n", str(a.nice), *cmd]
         print("+", " ".join(cmd), flush=True)
