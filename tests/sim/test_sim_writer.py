@@ -174,3 +174,18 @@ def test_sample_file_is_up_to_date() -> None:
     assert ak.array_equal(arr["hit_frac_0"], ref.hit.frac_0)
     assert ak.array_equal(arr["particle_deposited"], ref.particle.deposited)
     assert path.stat().st_size < 5_000_000
+
+
+def test_e_pi_sample_file_is_up_to_date() -> None:
+    """data/sample_e_pi.root is what data/make_sample.sh makes, with the FPGA task's settings."""
+    from calo.fpga.data import E_PI_OVERRIDES
+
+    path = Path(__file__).parents[2] / "data" / "sample_e_pi.root"
+    script = (path.parent / "make_sample.sh").read_text()
+    assert all(o in script for o in E_PI_OVERRIDES)  # the script and calo.fpga agree
+    arr = _read(path)
+    ref = generate(apply_overrides(SimConfig(), list(E_PI_OVERRIDES)), 500, seed=2)
+    assert len(arr) == 500
+    assert ak.array_equal(arr["hit_energy"], ref.hit.energy)
+    assert ak.array_equal(arr["particle_pdg"], ref.particle.pdg)
+    assert path.stat().st_size < 5_000_000
