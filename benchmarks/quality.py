@@ -98,6 +98,7 @@ def _row(model: str, metrics: dict, n_params: int, size: str = "paper") -> dict:
         "baseline_width": b["response"]["width"],
         "baseline_shared_rms": b["response_shared"]["rms"],
         "baseline_shared_width": b["response_shared"]["width"],
+        "bins": _bins(m, b),
         "epochs": epochs,
         "train_seconds": metrics["train_seconds"],
         "seconds_per_epoch": metrics["train_seconds"] / epochs,
@@ -107,6 +108,40 @@ def _row(model: str, metrics: dict, n_params: int, size: str = "paper") -> dict:
         if metrics["environment"]["cuda"] != "none"
         else "cpu",
     }
+
+
+def _bins(m: dict, b: dict) -> dict:
+    """Response mean, RMS and width of model and baseline in bins of truth shower energy."""
+    mb, bb = m["bins"]["all"], b["bins"]["all"]
+    out = {key: mb[key] for key in ("lo", "hi", "n")}
+    for name, src in (("model", mb), ("baseline", bb)):
+        for key in ("mean", "rms", "width"):
+            out[f"{name}_{key}"] = src[key]
+    return out
+
+
+def _bins_table(rows: list[dict]) -> str:
+    """Markdown: per model, response in bins of truth energy next to the baseline's."""
+    out = []
+    for r in rows:
+        bins = r.get("bins")
+        if not bins:
+            continue
+        out.append(
+            f"\n{r['model']}: response in bins of truth shower energy (GeV), model | baseline; "
+            "RMS about the bin's mean, so a bias shows in the mean, not the spread.\n\n"
+            "| E (GeV) | showers | mean | RMS | width | baseline mean | baseline RMS "
+            "| baseline width | RMS ratio baseline/model |\n|---|---|---|---|---|---|---|---|---|"
+        )
+        for i, lo in enumerate(bins["lo"]):
+            ratio = bins["baseline_rms"][i] / bins["model_rms"][i]
+            out.append(
+                f"| {lo:g}-{bins['hi'][i]:g} | {bins['n'][i]} | {bins['model_mean'][i]:.3f} "
+                f"| {bins['model_rms'][i]:.3f} | {bins['model_width'][i]:.3f} "
+                f"| {bins['baseline_mean'][i]:.3f} | {bins['baseline_rms'][i]:.3f} "
+                f"| {bins['baseline_width'][i]:.3f} | {ratio:.2f} |"
+            )
+    return "\n".join(out) + "\n" if out else ""
 
 
 def _table(rows: list[dict]) -> str:
@@ -215,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{' (models in parallel)' if a.parallel else ''}; one torch thread each. "
         "R = sum p E / sum t E per shower on the test events (permutation invariant); "
         "width = robust width (see calo.train.metrics.spread_stats); shared = hits with both "
-        "fractions above 0.1.\n\n" + _table(rows)
+        "fractions above 0.1.\n\n" + _table(rows) + _bins_table(rows)
     )
     if failed:
         md += "\nFailed: " + "; ".join(f"{k}: {v}" for k, v in failed.items()) + "\n"
