@@ -100,3 +100,7 @@ def test_quality(tmp_path: Path) -> None:
     assert row["model"] == "gravnet" and row["epochs"] == 1 and row["n_test"] == 60
     assert row["parameters"] > 80_000  # the paper-sized model
     assert row["baseline_rms"] > 0 and row["response_rms"] > 0
+    bins = row["bins"]  # the paper's 5-60 GeV bins of truth energy, model and baseline
+    assert bins["lo"][0] == 5.0 and bins["hi"][-1] == 60.0
+    assert sum(bins["n"]) > 0 and len(bins["model_rms"]) == len(bins["baseline_rms"])
+    assert "RMS ratio baseline/model |" in (tmp_path / "quality.md").read_text()
