@@ -21,7 +21,14 @@ from calo.errors import ConfigError
 from calo.models.config import GravNetModelConfig, ModelConfig
 from calo.train.baseline import BaselineConfig
 
-__all__ = ["DataConfig", "OptimConfig", "TrainConfig", "TrainerConfig", "quick_model"]
+__all__ = [
+    "DataConfig",
+    "LossConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "TrainerConfig",
+    "quick_model",
+]
 
 
 @dataclass
@@ -209,6 +216,31 @@ def quick_model() -> ModelConfig:
 
 
 @dataclass
+class LossConfig:
+    """The training loss (REFERENCE.md section 1; :mod:`calo.train.losses`).
+
+    Attributes
+    ----------
+    weighting:
+        Hit weights: "truth" is the paper's w = t sqrt(E) (the default); "energy" is w = sqrt(E)
+        on every signal hit, meant to remove the bias towards small showers of the paper's
+        weights (see :mod:`calo.train.losses`). The validation loss that picks the best
+        checkpoint uses these weights; the loss in the final metrics is always the paper's.
+
+    Examples
+    --------
+    >>> LossConfig().weighting
+    'truth'
+    """
+
+    weighting: Literal["truth", "energy"] = "truth"
+
+    def __post_init__(self) -> None:
+        if self.weighting not in ("truth", "energy"):
+            raise ConfigError(f"loss.weighting must be truth or energy, got {self.weighting!r}")
+
+
+@dataclass
 class TrainConfig:
     """A whole training run.
 
@@ -227,6 +259,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     shared_threshold: float = 0.1
 
     def __post_init__(self) -> None:

@@ -11,6 +11,13 @@ the event loss is the mean of :math:`L_{bk}` over the showers the event has (a s
 :math:`\\sum_i w_{ik} = 0`, for example a padding column, is left out) and the batch loss is the
 mean over events. Noise-only hits have :math:`t_{ik} = 0` and so weight zero.
 
+``weighting="energy"`` (an option, not the paper's) drops the truth fraction from the weight:
+:math:`w_{ik} = \\sqrt{E_i}` on every signal hit of the event, for every shower. The paper's
+weight :math:`t_{ik}` makes the pointwise minimiser differ from the mean truth fraction (a hit
+of a large shower half given to a small neighbour costs little in the large shower's
+normalised loss and nothing in the small one's), which biases the response of small showers
+high; without it the minimiser is the conditional mean of :math:`t_{ik}`.
+
 The network's output columns carry no fixed meaning, so evaluation takes, per event, the
 assignment of predicted columns to truth showers with the lowest loss
 (:func:`permutation_invariant_loss`; for two showers this is the better of the identity and
@@ -31,6 +38,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -38,8 +46,14 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 from torch_geometric.utils import scatter
 
+#: Hit weights of the loss: the paper's ``t_ik sqrt(E_i)`` or ``sqrt(E_i)`` (see above).
+Weighting = Literal["truth", "energy"]
+WEIGHTINGS: tuple[str, ...] = ("truth", "energy")
+
 __all__ = [
+    "WEIGHTINGS",
     "PermutationResult",
+    "Weighting",
     "align_predictions",
     "best_assignment",
     "fraction_loss",
@@ -75,6 +89,7 @@ def pairwise_shower_loss(
     energy: Tensor,
     batch: Tensor | None = None,
     num_events: int | None = None,
+    weighting: Weighting = "truth",
 ) -> tuple[Tensor, Tensor]:
     """Loss of every predicted column against every truth shower, per event.
 
@@ -88,6 +103,9 @@ def pairwise_shower_loss(
         ``[N]`` event index of every hit (``None``: one event).
     num_events:
         Number of events B (default ``batch.max() + 1``).
+    weighting:
+        ``"truth"``: the paper's ``w_ik = t_ik sqrt(E_i)``; ``"energy"``: ``w_ik = sqrt(E_i)``
+        on every signal hit (see the module docstring). ``valid`` is the same for both.
 
     Returns
     -------
@@ -104,12 +122,18 @@ def pairwise_shower_loss(
     ([0.0625, 0.5625], [[True, False]])
     """
     batch = _check(pred, target, energy, batch)
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     nb = _num_events(batch, num_events)
-    w = target * energy.clamp(min=0).sqrt().unsqueeze(1)  # [N, K] weights of truth shower k
+    sqrt_e = energy.clamp(min=0).sqrt().unsqueeze(1)
+    w = target * sqrt_e  # [N, K] weights of truth shower k
+    valid = scatter(w, batch, dim=0, dim_size=nb, reduce="sum") > 0  # [B, K]
+    if weighting == "energy":
+        signal = (target > 0).any(dim=1, keepdim=True).to(target.dtype)
+        w = (signal * sqrt_e).expand_as(target)
     diff2 = (pred.unsqueeze(1) - target.unsqueeze(2)) ** 2  # [N, K_truth, K_pred]
     num = scatter(w.unsqueeze(2) * diff2, batch, dim=0, dim_size=nb, reduce="sum")
     den = scatter(w, batch, dim=0, dim_size=nb, reduce="sum")  # [B, K]
-    valid = den > 0
     cost = num / den.clamp(min=torch.finfo(den.dtype).tiny).unsqueeze(2)
     cost = torch.where(valid.unsqueeze(2), cost, torch.zeros_like(cost))
     return cost, valid
@@ -127,6 +151,7 @@ def per_event_loss(
     energy: Tensor,
     batch: Tensor | None = None,
     num_events: int | None = None,
+    weighting: Weighting = "truth",
 ) -> Tensor:
     """Paper loss per event, predicted column k compared with truth shower k.
 
@@ -140,7 +165,7 @@ def per_event_loss(
     >>> per_event_loss(p, t, torch.tensor([1.0, 1.0]), torch.tensor([0, 1])).tolist()
     [0.25, 0.0]
     """
-    cost, valid = pairwise_shower_loss(pred, target, energy, batch, num_events)
+    cost, valid = pairwise_shower_loss(pred, target, energy, batch, num_events, weighting)
     diag = torch.diagonal(cost, dim1=1, dim2=2)  # [B, K]
     return _event_mean(diag, valid)
 
@@ -151,6 +176,7 @@ def fraction_loss(
     energy: Tensor,
     batch: Tensor | None = None,
     num_events: int | None = None,
+    weighting: Weighting = "truth",
 ) -> Tensor:
     """Training loss: :func:`per_event_loss` averaged over the events (differentiable).
 
@@ -163,7 +189,7 @@ def fraction_loss(
     >>> float(fraction_loss(p, t, torch.tensor([9.0])))
     0.25
     """
-    cost, valid = pairwise_shower_loss(pred, target, energy, batch, num_events)
+    cost, valid = pairwise_shower_loss(pred, target, energy, batch, num_events, weighting)
     ev = _event_mean(torch.diagonal(cost, dim1=1, dim2=2), valid)
     has = valid.any(dim=1)
     if not bool(has.any()):
@@ -207,6 +233,7 @@ def permutation_invariant_loss(
     energy: Tensor,
     batch: Tensor | None = None,
     num_events: int | None = None,
+    weighting: Weighting = "truth",
 ) -> PermutationResult:
     """Per-event minimum of the paper loss over assignments of predicted columns to showers.
 
@@ -224,8 +251,11 @@ def permutation_invariant_loss(
     >>> r = permutation_invariant_loss(p, t, torch.tensor([1.0, 1.0]))
     >>> r.perm.tolist(), round(float(r.loss), 4)
     ([[1, 0]], 0.025)
+    >>> round(float(permutation_invariant_loss(p, t, torch.tensor([1.0, 1.0]),
+    ...                                        weighting="energy").loss), 4)
+    0.025
     """
-    cost, valid = pairwise_shower_loss(pred, target, energy, batch, num_events)
+    cost, valid = pairwise_shower_loss(pred, target, energy, batch, num_events, weighting)
     perm_t = best_assignment(cost.detach(), valid)
     chosen = torch.gather(cost, 2, perm_t.unsqueeze(2)).squeeze(2)  # [B, K]
     ev = _event_mean(chosen, valid)

@@ -77,7 +77,7 @@ class FractionModule(L.LightningModule):
     def _loss(self, data: Any) -> Tensor:
         pred = self.model(data)
         return permutation_invariant_loss(
-            pred, data.y, data.energy, data.batch, data.num_graphs
+            pred, data.y, data.energy, data.batch, data.num_graphs, self.cfg.loss.weighting
         ).loss
 
     def training_step(self, data: Any, batch_idx: int) -> Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -121,3 +122,34 @@ def test_shape_errors() -> None:
         fraction_loss(torch.zeros(3, 2), torch.zeros(3, 3), torch.zeros(3))
     with pytest.raises(ValueError, match="energy"):
         fraction_loss(torch.zeros(3, 2), torch.zeros(3, 2), torch.zeros(2))
+
+
+def test_energy_weighting_hand_computed() -> None:
+    # hit 2 is noise (no truth): it weighs nothing in either weighting
+    p = torch.tensor([[0.9, 0.1], [0.3, 0.7], [0.5, 0.5]])
+    t = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    e = torch.tensor([4.0, 1.0, 9.0])
+    # paper: L_0 = (0.9 - 1)^2 over hit 0, L_1 = (0.7 - 1)^2 over hit 1 -> (0.01 + 0.09) / 2
+    assert float(permutation_invariant_loss(p, t, e).loss) == pytest.approx(0.05)
+    # energy: both showers over hits 0 and 1 with weights 2 and 1: (2 * 0.01 + 0.09) / 3 each
+    res = permutation_invariant_loss(p, t, e, weighting="energy")
+    assert float(res.loss) == pytest.approx(0.11 / 3)
+    with pytest.raises(ValueError, match="weighting"):
+        permutation_invariant_loss(p, t, e, weighting="mse")
+
+
+@pytest.mark.parametrize(("weighting", "unbiased"), [("energy", True), ("truth", False)])
+def test_energy_weighting_minimiser_is_the_mean_truth_fraction(weighting, unbiased) -> None:
+    """Two events with the same hits whose hit 0 has truth fraction 1.0 or 0.2 for shower 0:
+    the best common prediction for hit 0 is the mean, 0.6, only without the truth weight."""
+    e = torch.tensor([4.0, 1.0, 1.0] * 2)
+    batch = torch.tensor([0, 0, 0, 1, 1, 1])
+    t = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.2, 0.8], [1.0, 0.0], [0.0, 1.0]])
+    grid = torch.linspace(0.0, 1.0, 1001)
+    losses = []
+    for q in grid:
+        p = t.clone()
+        p[0] = p[3] = torch.stack([q, 1 - q])  # the same input, so the same prediction
+        losses.append(float(fraction_loss(p, t, e, batch, weighting=weighting)))
+    best = float(grid[int(np.argmin(losses))])
+    assert (abs(best - 0.6) < 0.002) == unbiased, best

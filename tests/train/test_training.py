@@ -120,6 +120,7 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], rc: int, *words: str) ->
     [
         (["model.nonsense=1"], ["unknown configuration key", "model.nonsense"]),
         (["optim.lr=-1"], ["optim.lr"]),
+        (["loss.weighting=mse"], ["loss.weighting"]),
         (["trainer.devices=two"], ["trainer.devices"]),
         (["--model", "resnet"], ["model.name"]),
         (["notakeyvalue"], ["key=value"]),
@@ -245,3 +246,22 @@ def test_early_stopping_ends_training_when_the_validation_loss_stalls(
     # patience 1: every epoch but the last improved on the best before it, the last did not
     assert all(val[i] < min(val[:i]) for i in range(1, len(val) - 1)), val
     assert val[-1] >= min(val[:-1]), val
+
+
+def test_loss_weighting_reaches_the_training_loss(small_root: Path) -> None:
+    from torch_geometric.data import Batch
+
+    from calo.io import read_data
+    from calo.train.losses import permutation_invariant_loss
+    from calo.train.module import FractionModule
+
+    events, _ = read_data(small_root, max_events=8)
+    data = Batch.from_data_list(events)
+    module = FractionModule(to_dict(_cfg(small_root, "loss.weighting=energy"))).eval()
+    with torch.no_grad():
+        pred = module(data)
+        got = float(module._loss(data))
+        args = (pred, data.y, data.energy, data.batch, data.num_graphs)
+        energy = float(permutation_invariant_loss(*args, weighting="energy").loss)
+        paper = float(permutation_invariant_loss(*args).loss)
+    assert got == pytest.approx(energy) and got != pytest.approx(paper)
