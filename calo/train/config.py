@@ -223,9 +223,9 @@ class LossConfig:
     ----------
     weighting:
         Hit weights: "truth" is the paper's w = t sqrt(E) (the default); "energy" is w = sqrt(E)
-        on every signal hit, meant to remove the bias towards small showers of the paper's
-        weights (see :mod:`calo.train.losses`). The validation loss that picks the best
-        checkpoint uses these weights; the loss in the final metrics is always the paper's.
+        on every signal hit, whose pointwise minimiser is the mean truth fraction (see
+        :mod:`calo.train.losses`). The validation loss that picks the best checkpoint uses
+        these weights; the loss in the final metrics is always the paper's.
 
     Examples
     --------

@@ -12,11 +12,11 @@ the event loss is the mean of :math:`L_{bk}` over the showers the event has (a s
 mean over events. Noise-only hits have :math:`t_{ik} = 0` and so weight zero.
 
 ``weighting="energy"`` (an option, not the paper's) drops the truth fraction from the weight:
-:math:`w_{ik} = \\sqrt{E_i}` on every signal hit of the event, for every shower. The paper's
-weight :math:`t_{ik}` makes the pointwise minimiser differ from the mean truth fraction (a hit
-of a large shower half given to a small neighbour costs little in the large shower's
-normalised loss and nothing in the small one's), which biases the response of small showers
-high; without it the minimiser is the conditional mean of :math:`t_{ik}`.
+:math:`w_{ik} = \\sqrt{E_i}` on every signal hit of the event, for every shower. With it the
+pointwise minimiser of the loss is the mean truth fraction; with the paper's weight it is not
+(``tests/train/test_losses.py``). In the quality benchmark this did not change the response:
+trained either way, a GravNet gives 5-10 GeV showers a mean response of about 1.5
+(``benchmarks/results/quality_quick*``), so that bias has another cause.
 
 The network's output columns carry no fixed meaning, so evaluation takes, per event, the
 assignment of predicted columns to truth showers with the lowest loss
