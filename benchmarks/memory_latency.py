@@ -206,7 +206,7 @@ def _pyg_models() -> tuple[type, type]:
             h, batch = unpack_input(data_or_x, batch)
             h = self.input(h)
             for b, conv in enumerate(self.dyn):
-                h = conv(h, batch)
+                h = self.norms[b](conv(h, batch))
                 if b < len(self.exchange):
                     h = self.exchange[b](concat_event_mean(h, batch))
             return self.head(h)

@@ -9,7 +9,9 @@ Shapes: hits ``x [N, F]`` of B events (``batch [N]``) -> fractions ``[N, K]``.
 
 with the k = 40 nearest neighbours recomputed in the current feature space before every
 EdgeConv (within the hit's event, the hit itself included) and the edge MLP
-[64, 64, 64] (ReLU). After each of the first ``n_blocks - 1`` EdgeConvs a global exchange
+[64, 64, 64] (ReLU), each EdgeConv followed by a BatchNorm over the hits (which the paper's
+summary does not list: without it the model does not train). After each of the first
+``n_blocks - 1`` EdgeConvs a global exchange
 :math:`[h, \\bar h^{event}] \\to` Dense(64, relu); after the last one Dense(32, relu) ->
 Dense(3) -> Dense(K) + softmax (REFERENCE.md section 1). The convolution is
 torch_geometric's :class:`~torch_geometric.nn.EdgeConv` on the graph of
@@ -65,6 +67,7 @@ class DGCNNModel(nn.Module):
         self.in_features, self.n_showers = in_features, n_showers
         self.input = nn.Sequential(nn.Linear(in_features, cfg.input_dense), nn.ReLU())
         self.convs = nn.ModuleList()
+        self.norms = nn.ModuleList()
         self.exchange = nn.ModuleList()
         c = cfg.input_dense
         for b in range(cfg.n_blocks):
@@ -75,6 +78,10 @@ class DGCNNModel(nn.Module):
                 d_in = d
             self.convs.append(EdgeConv(nn.Sequential(*layers), aggr="max"))
             c = d_in
+            # without it the per-hit signal dies out through the blocks at initialisation (a
+            # 16-fold smaller spread over hits after each block) and the model predicts one
+            # constant split; DGCNN (Wang et al.) normalises its edge networks too
+            self.norms.append(nn.BatchNorm1d(c))
             if b < cfg.n_blocks - 1:
                 self.exchange.append(nn.Sequential(nn.Linear(2 * c, cfg.exchange), nn.ReLU()))
                 c = cfg.exchange
@@ -86,7 +93,7 @@ class DGCNNModel(nn.Module):
         h = self.input(h)
         for b, conv in enumerate(self.convs):
             edge_index = knn_graph(h.detach(), self.config.k, batch, loop=True)
-            h = conv(h, edge_index)
+            h = self.norms[b](conv(h, edge_index))
             if b < len(self.exchange):
                 h = self.exchange[b](concat_event_mean(h, batch))
         return self.head(h)
