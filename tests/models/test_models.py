@@ -172,3 +172,18 @@ def test_every_model_learns_a_separable_split(name: str, small: list[str]) -> No
         step.backward()
         opt.step()
     assert float(loss().detach()) < first / 3
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_paper_sized_models_keep_a_per_hit_signal_at_initialisation(name: str) -> None:
+    """The DGCNN once lost all variation across hits through its blocks (constant output,
+    no gradient to learn from); every model's output must vary from hit to hit at the start."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=name)).train()
+    x = torch.randn(400, 7)
+    batch = torch.arange(2).repeat_interleave(200)
+    pred = model(x, batch)
+    assert float(pred[:, 0].std()) > 1e-3, float(pred[:, 0].std())
+    pred[:, 0].pow(2).sum().backward()
+    first = next(p for p in model.parameters() if p.grad is not None)
+    assert float(first.grad.abs().max()) > 1e-6
