@@ -35,13 +35,12 @@ def _positive(obj: object, *names: str) -> None:
 
 
 def _check_potential(obj: GravNetModelConfig | GarNetModelConfig) -> None:
-    from calo.nn.potentials import POTENTIALS
+    from calo.nn.potentials import check_potential
 
-    if obj.potential not in POTENTIALS:
-        raise ConfigError(
-            f"model.{type(obj).__name__}.potential must be one of {', '.join(POTENTIALS)}; "
-            f"got {obj.potential!r}"
-        )
+    try:
+        check_potential(obj.potential)
+    except ValueError as err:
+        raise ConfigError(f"model.{type(obj).__name__}.potential: {err}") from None
 
 
 @dataclass

@@ -236,7 +236,9 @@ class LossConfig:
     weighting: Literal["truth", "energy"] = "truth"
 
     def __post_init__(self) -> None:
-        if self.weighting not in ("truth", "energy"):
+        from calo.train.losses import WEIGHTINGS
+
+        if self.weighting not in WEIGHTINGS:
             raise ConfigError(f"loss.weighting must be truth or energy, got {self.weighting!r}")
 
 
