@@ -226,20 +226,33 @@ class LossConfig:
         on every signal hit, whose pointwise minimiser is the mean truth fraction (see
         :mod:`calo.train.losses`). The validation loss that picks the best checkpoint uses
         these weights; the loss in the final metrics is always the paper's.
+    assignment:
+        How the predicted columns are matched to the truth showers in training:
+        "permutation" (the paper's, the default) takes the better assignment per event;
+        "energy" fixes column j to the j-th most energetic truth shower
+        (:func:`calo.train.losses.energy_ordered_loss`), which teaches the network to give
+        the leading shower the larger share where the showers overlap too closely to be told
+        apart. The validation loss (best checkpoint, early stopping) and all metrics stay
+        permutation invariant either way.
 
     Examples
     --------
-    >>> LossConfig().weighting
-    'truth'
+    >>> LossConfig().weighting, LossConfig().assignment
+    ('truth', 'permutation')
     """
 
     weighting: Literal["truth", "energy"] = "truth"
+    assignment: Literal["permutation", "energy"] = "permutation"
 
     def __post_init__(self) -> None:
-        from calo.train.losses import WEIGHTINGS
+        from calo.train.losses import ASSIGNMENTS, WEIGHTINGS
 
         if self.weighting not in WEIGHTINGS:
             raise ConfigError(f"loss.weighting must be truth or energy, got {self.weighting!r}")
+        if self.assignment not in ASSIGNMENTS:
+            raise ConfigError(
+                f"loss.assignment must be permutation or energy, got {self.assignment!r}"
+            )
 
 
 @dataclass

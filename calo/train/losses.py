@@ -49,13 +49,18 @@ from torch_geometric.utils import scatter
 #: Hit weights of the loss: the paper's ``t_ik sqrt(E_i)`` or ``sqrt(E_i)`` (see above).
 Weighting = Literal["truth", "energy"]
 WEIGHTINGS: tuple[str, ...] = ("truth", "energy")
+#: How predicted columns are matched to truth showers in training (see ``LossConfig``).
+ASSIGNMENTS: tuple[str, ...] = ("permutation", "energy")
 
 __all__ = [
+    "ASSIGNMENTS",
     "WEIGHTINGS",
     "PermutationResult",
     "Weighting",
     "align_predictions",
     "best_assignment",
+    "energy_order_assignment",
+    "energy_ordered_loss",
     "fraction_loss",
     "pairwise_shower_loss",
     "per_event_loss",
@@ -256,12 +261,70 @@ def permutation_invariant_loss(
     0.025
     """
     cost, valid = pairwise_shower_loss(pred, target, energy, batch, num_events, weighting)
-    perm_t = best_assignment(cost.detach(), valid)
-    chosen = torch.gather(cost, 2, perm_t.unsqueeze(2)).squeeze(2)  # [B, K]
+    return _assigned(cost, valid, best_assignment(cost.detach(), valid))
+
+
+def _assigned(cost: Tensor, valid: Tensor, perm: Tensor) -> PermutationResult:
+    chosen = torch.gather(cost, 2, perm.unsqueeze(2)).squeeze(2)  # [B, K]
     ev = _event_mean(chosen, valid)
     has = valid.any(dim=1)
     loss = ev[has].mean() if bool(has.any()) else ev.new_zeros(())
-    return PermutationResult(loss=loss, event_loss=ev, perm=perm_t)
+    return PermutationResult(loss=loss, event_loss=ev, perm=perm)
+
+
+def energy_order_assignment(
+    target: Tensor, energy: Tensor, batch: Tensor | None = None, num_events: int | None = None
+) -> Tensor:
+    """Match predicted column j to the truth shower with the j-th largest energy in hits.
+
+    Returns ``perm [B, K]`` as :func:`best_assignment` does (truth shower k -> predicted column
+    ``perm[b, k]``): the rank of shower k by its truth energy in hits
+    :math:`\\sum_i t_{ik} E_i`, largest first (ties keep the file's order).
+
+    Examples
+    --------
+    >>> import torch
+    >>> t = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    >>> energy_order_assignment(t, torch.tensor([1.0, 2.0, 3.0])).tolist()
+    [[1, 0]]
+    """
+    batch = _check(target, target, energy, batch)
+    nb = _num_events(batch, num_events)
+    e_true = scatter(target * energy.clamp(min=0).unsqueeze(1), batch, dim=0, dim_size=nb)
+    order = torch.argsort(-e_true, dim=1, stable=True)  # [B, K]: shower at each rank
+    ranks = torch.arange(order.shape[1], device=order.device).expand_as(order)
+    return torch.empty_like(order).scatter_(1, order, ranks)
+
+
+def energy_ordered_loss(
+    pred: Tensor,
+    target: Tensor,
+    energy: Tensor,
+    batch: Tensor | None = None,
+    num_events: int | None = None,
+    weighting: Weighting = "truth",
+) -> PermutationResult:
+    """Paper loss with predicted column j fixed to the j-th most energetic truth shower.
+
+    A training loss (``loss.assignment=energy``) that gives the output columns a meaning: the
+    leading shower, then the next. Where the showers cannot be told apart (nearly the same
+    impact point) a permutation-invariant loss is indifferent to which column takes which
+    share, and trained with it a GravNet splits such hits about evenly, which gives the smaller
+    shower far too much energy; with the columns ordered by energy the network can learn that
+    the leading shower takes the larger share. Evaluation stays permutation invariant.
+
+    Examples
+    --------
+    >>> import torch
+    >>> p = torch.tensor([[0.1, 0.9], [0.8, 0.2]]); t = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    >>> r = energy_ordered_loss(p, t, torch.tensor([1.0, 3.0]))
+    >>> r.perm.tolist(), round(float(r.loss), 4)
+    ([[1, 0]], 0.025)
+    >>> round(float(energy_ordered_loss(p, t, torch.tensor([3.0, 1.0])).loss), 4)
+    0.725
+    """
+    cost, valid = pairwise_shower_loss(pred, target, energy, batch, num_events, weighting)
+    return _assigned(cost, valid, energy_order_assignment(target, energy, batch, num_events))
 
 
 def best_assignment(cost: Tensor, valid: Tensor) -> Tensor:

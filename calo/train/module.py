@@ -4,7 +4,9 @@ The module knows the model, the loss and the optimiser; the loop, devices, DDP, 
 and progress bars are Lightning's. The training and validation loss is the paper's loss taken
 with the best assignment of predicted columns to truth showers per event
 (:func:`calo.train.losses.permutation_invariant_loss`), so the order in which a file lists the
-particles does not matter.
+particles does not matter. With ``loss.assignment=energy`` the training loss instead matches
+the columns to the showers ordered by energy (:func:`calo.train.losses.energy_ordered_loss`);
+the validation loss stays permutation invariant.
 
 Examples
 --------
@@ -29,7 +31,7 @@ from calo.config import from_dict, to_dict
 from calo.models import build_model
 from calo.train.checkpoint import CHECKPOINT_FORMAT
 from calo.train.config import TrainConfig
-from calo.train.losses import permutation_invariant_loss
+from calo.train.losses import energy_ordered_loss, permutation_invariant_loss
 
 __all__ = ["FractionModule"]
 
@@ -74,15 +76,18 @@ class FractionModule(L.LightningModule):
         """Fractions ``[N, K]`` of a torch_geometric batch."""
         return self.model(data)
 
-    def _loss(self, data: Any) -> Tensor:
+    def _loss(self, data: Any, train: bool = False) -> Tensor:
         pred = self.model(data)
-        return permutation_invariant_loss(
+        fn = permutation_invariant_loss
+        if train and self.cfg.loss.assignment == "energy":
+            fn = energy_ordered_loss
+        return fn(
             pred, data.y, data.energy, data.batch, data.num_graphs, self.cfg.loss.weighting
         ).loss
 
     def training_step(self, data: Any, batch_idx: int) -> Tensor:
         """Loss of one batch; logged per step and per epoch."""
-        loss = self._loss(data)
+        loss = self._loss(data, train=True)
         self.log(
             "train_loss", loss, on_step=True, on_epoch=True, prog_bar=True,
             batch_size=data.num_graphs, sync_dist=True,

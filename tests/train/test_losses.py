@@ -11,6 +11,8 @@ import torch
 from calo.train.losses import (
     align_predictions,
     best_assignment,
+    energy_order_assignment,
+    energy_ordered_loss,
     fraction_loss,
     pairwise_shower_loss,
     per_event_loss,
@@ -153,3 +155,38 @@ def test_energy_weighting_minimiser_is_the_mean_truth_fraction(weighting, unbias
         losses.append(float(fraction_loss(p, t, e, batch, weighting=weighting)))
     best = float(grid[int(np.argmin(losses))])
     assert (abs(best - 0.6) < 0.002) == unbiased, best
+
+
+def test_energy_order_assignment_ranks_showers_by_truth_energy_per_event() -> None:
+    # event 0: shower 1 has 9 + 1 GeV, shower 0 has 4 -> shower 1 takes column 0
+    # event 1: three showers with 1, 6, 3 GeV -> ranks 2, 0, 1; event 2: shower 2 absent
+    t = torch.tensor(
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]
+        + [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+        + [[0.2, 0.8, 0.0], [1.0, 0.0, 0.0]]
+    )
+    e = torch.tensor([4.0, 9.0, 1.0, 1.0, 6.0, 3.0, 10.0, 1.0])
+    b = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2])
+    perm = energy_order_assignment(t, e, b)
+    assert perm.tolist() == [[1, 0, 2], [2, 0, 1], [1, 0, 2]]
+
+
+def test_energy_ordered_loss_is_the_loss_of_that_assignment_and_not_invariant() -> None:
+    g = torch.Generator().manual_seed(5)
+    t = torch.softmax(3 * torch.randn(30, 2, generator=g), dim=1)
+    p = torch.softmax(torch.randn(30, 2, generator=g), dim=1).requires_grad_(True)
+    e = torch.rand(30, generator=g) * 5
+    b = torch.arange(30) // 10
+    res = energy_ordered_loss(p, t, e, b)
+    perm = energy_order_assignment(t, e, b)
+    by_hand = per_event_loss(align_predictions(p, perm, b), t, e, b)
+    assert torch.allclose(res.event_loss, by_hand)
+    assert res.perm.tolist() == perm.tolist()
+    # it is at least the permutation-invariant loss and changes when the columns are swapped
+    pit = permutation_invariant_loss(p, t, e, b)
+    assert (res.event_loss >= pit.event_loss - 1e-7).all()
+    assert float(energy_ordered_loss(p.flip(1), t, e, b).loss) != pytest.approx(float(res.loss))
+    # relabelling the truth showers (and nothing else) changes nothing
+    assert float(energy_ordered_loss(p, t.flip(1), e, b).loss) == pytest.approx(float(res.loss))
+    res.loss.backward()
+    assert p.grad is not None and torch.isfinite(p.grad).all()
