@@ -226,33 +226,33 @@ class LossConfig:
         on every signal hit, whose pointwise minimiser is the mean truth fraction (see
         :mod:`calo.train.losses`). The validation loss that picks the best checkpoint uses
         these weights; the loss in the final metrics is always the paper's.
-    assignment:
-        How the predicted columns are matched to the truth showers in training:
-        "permutation" (the paper's, the default) takes the better assignment per event;
-        "energy" fixes column j to the j-th most energetic truth shower
-        (:func:`calo.train.losses.energy_ordered_loss`), which teaches the network to give
-        the leading shower the larger share where the showers overlap too closely to be told
-        apart. The validation loss (best checkpoint, early stopping) and all metrics stay
-        permutation invariant either way.
+    ordered_overlap:
+        Events whose showers overlap by more than this (:func:`calo.train.losses.shower_overlap`,
+        0 apart to 1 on top of each other) are trained with output column j fixed to the j-th
+        most energetic truth shower (:func:`calo.train.losses.energy_ordered_loss`); the others
+        with the better assignment per event. Where showers cannot be told apart a
+        permutation-invariant loss cannot say which column takes which share, and the network
+        then splits their hits about evenly; ordered by energy it learns to give the leading
+        shower the larger share. 1.0 (the default, the paper's loss) orders no event, 0.0 every
+        event with any overlap. The validation loss (best checkpoint, early stopping) and all
+        metrics stay permutation invariant.
 
     Examples
     --------
-    >>> LossConfig().weighting, LossConfig().assignment
-    ('truth', 'permutation')
+    >>> LossConfig().weighting, LossConfig().ordered_overlap
+    ('truth', 1.0)
     """
 
     weighting: Literal["truth", "energy"] = "truth"
-    assignment: Literal["permutation", "energy"] = "permutation"
+    ordered_overlap: float = 1.0
 
     def __post_init__(self) -> None:
-        from calo.train.losses import ASSIGNMENTS, WEIGHTINGS
+        from calo.train.losses import WEIGHTINGS
 
         if self.weighting not in WEIGHTINGS:
             raise ConfigError(f"loss.weighting must be truth or energy, got {self.weighting!r}")
-        if self.assignment not in ASSIGNMENTS:
-            raise ConfigError(
-                f"loss.assignment must be permutation or energy, got {self.assignment!r}"
-            )
+        if not 0.0 <= self.ordered_overlap <= 1.0:
+            raise ConfigError(f"loss.ordered_overlap must be in [0, 1], got {self.ordered_overlap}")
 
 
 @dataclass

@@ -49,11 +49,8 @@ from torch_geometric.utils import scatter
 #: Hit weights of the loss: the paper's ``t_ik sqrt(E_i)`` or ``sqrt(E_i)`` (see above).
 Weighting = Literal["truth", "energy"]
 WEIGHTINGS: tuple[str, ...] = ("truth", "energy")
-#: How predicted columns are matched to truth showers in training (see ``LossConfig``).
-ASSIGNMENTS: tuple[str, ...] = ("permutation", "energy")
 
 __all__ = [
-    "ASSIGNMENTS",
     "WEIGHTINGS",
     "PermutationResult",
     "Weighting",
@@ -65,6 +62,7 @@ __all__ = [
     "pairwise_shower_loss",
     "per_event_loss",
     "permutation_invariant_loss",
+    "shower_overlap",
 ]
 
 
@@ -296,6 +294,36 @@ def energy_order_assignment(
     return torch.empty_like(order).scatter_(1, order, ranks)
 
 
+def shower_overlap(
+    target: Tensor, energy: Tensor, batch: Tensor | None = None, num_events: int | None = None
+) -> Tensor:
+    """How much the showers of each event overlap, from the truth: 0 apart, 1 on top of each other.
+
+    :math:`O_b = \\sum_i (1 - \\max_k t_{ik}) E_i / E_{(2)}`, summed over the event's signal
+    hits, where :math:`E_{(2)}` is the second-largest truth shower energy in hits: the share of
+    the hit energy that does not go to each hit's main shower, relative to the smaller shower
+    (for two showers, :math:`\\sum_i \\min(t_{i0}, t_{i1}) E_i / \\min(E_0, E_1)`). Returns
+    ``[B]`` (0 for events with fewer than two showers). On calo's two-shower events the median
+    is 0.71 for impact points less than 1 cm apart, 0.23 at 1-2 cm, 0.07 at 2-3 cm.
+
+    Examples
+    --------
+    >>> import torch
+    >>> t = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    >>> shower_overlap(t, torch.tensor([4.0, 2.0, 1.0])).tolist()
+    [0.5]
+    """
+    batch = _check(target, target, energy, batch)
+    nb = _num_events(batch, num_events)
+    e = energy.clamp(min=0) * (target > 0).any(dim=1)
+    e_true = scatter(target * e.unsqueeze(1), batch, dim=0, dim_size=nb)  # [B, K]
+    off_main = scatter((1.0 - target.max(dim=1).values) * e, batch, dim=0, dim_size=nb)
+    if e_true.shape[1] < 2:
+        return torch.zeros_like(off_main)
+    second = e_true.topk(2, dim=1).values[:, 1]
+    return torch.where(second > 0, off_main / second.clamp(min=1e-30), torch.zeros_like(second))
+
+
 def energy_ordered_loss(
     pred: Tensor,
     target: Tensor,
@@ -303,15 +331,18 @@ def energy_ordered_loss(
     batch: Tensor | None = None,
     num_events: int | None = None,
     weighting: Weighting = "truth",
+    min_overlap: float = -1.0,
 ) -> PermutationResult:
-    """Paper loss with predicted column j fixed to the j-th most energetic truth shower.
+    """Paper loss with column j fixed to the j-th most energetic shower where showers overlap.
 
-    A training loss (``loss.assignment=energy``) that gives the output columns a meaning: the
-    leading shower, then the next. Where the showers cannot be told apart (nearly the same
-    impact point) a permutation-invariant loss is indifferent to which column takes which
-    share, and trained with it a GravNet splits such hits about evenly, which gives the smaller
-    shower far too much energy; with the columns ordered by energy the network can learn that
-    the leading shower takes the larger share. Evaluation stays permutation invariant.
+    A training loss (``loss.ordered_overlap``) for events whose showers overlap so much that
+    the hits cannot tell them apart. There a permutation-invariant loss cannot say which column
+    takes which share, and trained with it a GravNet splits such hits about evenly, which
+    gives the smaller shower far too much energy (on 20,000 events, a mean response of 2.6 for
+    5-10 GeV showers within 1 cm of a second one); with the columns ordered by truth energy the
+    network can learn that the leading shower takes the larger share. Events whose
+    :func:`shower_overlap` is at most ``min_overlap`` keep the best assignment (default -1:
+    every event is ordered). Evaluation stays permutation invariant.
 
     Examples
     --------
@@ -322,9 +353,15 @@ def energy_ordered_loss(
     ([[1, 0]], 0.025)
     >>> round(float(energy_ordered_loss(p, t, torch.tensor([3.0, 1.0])).loss), 4)
     0.725
+    >>> round(float(energy_ordered_loss(p, t, torch.tensor([3.0, 1.0]), min_overlap=0.5).loss), 4)
+    0.025
     """
     cost, valid = pairwise_shower_loss(pred, target, energy, batch, num_events, weighting)
-    return _assigned(cost, valid, energy_order_assignment(target, energy, batch, num_events))
+    perm = energy_order_assignment(target, energy, batch, num_events)
+    if min_overlap >= 0.0:
+        ordered = shower_overlap(target, energy, batch, num_events) > min_overlap
+        perm = torch.where(ordered.unsqueeze(1), perm, best_assignment(cost.detach(), valid))
+    return _assigned(cost, valid, perm)
 
 
 def best_assignment(cost: Tensor, valid: Tensor) -> Tensor:

@@ -4,9 +4,9 @@ The module knows the model, the loss and the optimiser; the loop, devices, DDP, 
 and progress bars are Lightning's. The training and validation loss is the paper's loss taken
 with the best assignment of predicted columns to truth showers per event
 (:func:`calo.train.losses.permutation_invariant_loss`), so the order in which a file lists the
-particles does not matter. With ``loss.assignment=energy`` the training loss instead matches
-the columns to the showers ordered by energy (:func:`calo.train.losses.energy_ordered_loss`);
-the validation loss stays permutation invariant.
+particles does not matter. With ``loss.ordered_overlap`` < 1 the training loss matches the
+columns to the showers ordered by energy in events whose showers overlap by more than that
+(:func:`calo.train.losses.energy_ordered_loss`); the validation loss stays permutation invariant.
 
 Examples
 --------
@@ -78,12 +78,11 @@ class FractionModule(L.LightningModule):
 
     def _loss(self, data: Any, train: bool = False) -> Tensor:
         pred = self.model(data)
-        fn = permutation_invariant_loss
-        if train and self.cfg.loss.assignment == "energy":
-            fn = energy_ordered_loss
-        return fn(
-            pred, data.y, data.energy, data.batch, data.num_graphs, self.cfg.loss.weighting
-        ).loss
+        args = (pred, data.y, data.energy, data.batch, data.num_graphs, self.cfg.loss.weighting)
+        threshold = self.cfg.loss.ordered_overlap
+        if train and threshold < 1.0:
+            return energy_ordered_loss(*args, min_overlap=threshold).loss
+        return permutation_invariant_loss(*args).loss
 
     def training_step(self, data: Any, batch_idx: int) -> Tensor:
         """Loss of one batch; logged per step and per epoch."""

@@ -161,9 +161,16 @@ def test_energy_order_assignment_ranks_showers_by_truth_energy_per_event() -> No
     # event 0: shower 1 has 9 + 1 GeV, shower 0 has 4 -> shower 1 takes column 0
     # event 1: three showers with 1, 6, 3 GeV -> ranks 2, 0, 1; event 2: shower 2 absent
     t = torch.tensor(
-        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]
-        + [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
-        + [[0.2, 0.8, 0.0], [1.0, 0.0, 0.0]]
+        [
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 0.0, 1.0],
+            [0.2, 0.8, 0.0],
+            [1.0, 0.0, 0.0],
+        ]
     )
     e = torch.tensor([4.0, 9.0, 1.0, 1.0, 6.0, 3.0, 10.0, 1.0])
     b = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2])

@@ -121,7 +121,7 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], rc: int, *words: str) ->
         (["model.nonsense=1"], ["unknown configuration key", "model.nonsense"]),
         (["optim.lr=-1"], ["optim.lr"]),
         (["loss.weighting=mse"], ["loss.weighting"]),
-        (["loss.assignment=sorted"], ["loss.assignment"]),
+        (["loss.ordered_overlap=2"], ["loss.ordered_overlap"]),
         (["trainer.devices=two"], ["trainer.devices"]),
         (["--model", "resnet"], ["model.name"]),
         (["notakeyvalue"], ["key=value"]),
@@ -268,7 +268,7 @@ def test_loss_weighting_reaches_the_training_loss(small_root: Path) -> None:
     assert got == pytest.approx(energy) and got != pytest.approx(paper)
 
 
-def test_loss_assignment_energy_orders_the_training_loss_only(small_root: Path) -> None:
+def test_loss_ordered_overlap_reaches_the_training_loss_only(small_root: Path) -> None:
     from torch_geometric.data import Batch
 
     from calo.io import read_data
@@ -277,11 +277,11 @@ def test_loss_assignment_energy_orders_the_training_loss_only(small_root: Path) 
 
     events, _ = read_data(small_root, max_events=8)
     data = Batch.from_data_list(events)
-    module = FractionModule(to_dict(_cfg(small_root, "loss.assignment=energy"))).eval()
+    module = FractionModule(to_dict(_cfg(small_root, "loss.ordered_overlap=0"))).eval()
     with torch.no_grad():
         pred = module(data)
         args = (pred, data.y, data.energy, data.batch, data.num_graphs)
-        ordered = float(energy_ordered_loss(*args).loss)
+        ordered = float(energy_ordered_loss(*args, min_overlap=0.0).loss)
         pit = float(permutation_invariant_loss(*args).loss)
         assert ordered > pit  # an untrained model gets some events' order wrong
         assert float(module._loss(data, train=True)) == pytest.approx(ordered)
