@@ -99,6 +99,7 @@ def _row(model: str, metrics: dict, n_params: int, size: str = "paper") -> dict:
         "baseline_shared_rms": b["response_shared"]["rms"],
         "baseline_shared_width": b["response_shared"]["width"],
         "bins": _bins(m, b),
+        "overlap_bins": _bins(m, b, "overlap_bins"),
         "epochs": epochs,
         "train_seconds": metrics["train_seconds"],
         "seconds_per_epoch": metrics["train_seconds"] / epochs,
@@ -110,33 +111,49 @@ def _row(model: str, metrics: dict, n_params: int, size: str = "paper") -> dict:
     }
 
 
-def _bins(m: dict, b: dict) -> dict:
-    """Response mean, RMS and width of model and baseline in bins of truth shower energy."""
-    mb, bb = m["bins"]["all"], b["bins"]["all"]
-    out = {key: mb[key] for key in ("lo", "hi", "n")}
+def _bins(m: dict, b: dict, key: str = "bins") -> dict | None:
+    """Response mean, RMS and width of model and baseline in the bins ``m[key]`` (truth shower
+    energy or shower overlap); None where the metrics have no such bins."""
+    if key not in m or key not in b:
+        return None
+    mb, bb = m[key]["all"], b[key]["all"]
+    out = {k: mb[k] for k in ("lo", "hi", "n")}
     for name, src in (("model", mb), ("baseline", bb)):
-        for key in ("mean", "rms", "width"):
-            out[f"{name}_{key}"] = src[key]
+        for k in ("mean", "rms", "width"):
+            out[f"{name}_{k}"] = src[k]
     return out
 
 
-def _bins_table(rows: list[dict]) -> str:
-    """Markdown: per model, response in bins of truth energy next to the baseline's."""
+BIN_TABLES = {
+    "bins": ("bins of truth shower energy (GeV)", "E (GeV)", "{lo:g}-{hi:g}"),
+    "overlap_bins": (
+        "bins of the event's shower overlap (calo.train.losses.shower_overlap: 0 apart, "
+        "1 on top of each other)",
+        "overlap",
+        "{lo:.2f}-{hi:.2f}",
+    ),
+}
+
+
+def _bins_table(rows: list[dict], key: str = "bins") -> str:
+    """Markdown: per model, response in ``key`` bins next to the baseline's."""
+    what, col, fmt = BIN_TABLES[key]
     out = []
     for r in rows:
-        bins = r.get("bins")
+        bins = r.get(key)
         if not bins:
             continue
         out.append(
-            f"\n{r['model']}: response in bins of truth shower energy (GeV), model | baseline; "
+            f"\n{r['model']}: response in {what}, model | baseline; "
             "RMS about the bin's mean, so a bias shows in the mean, not the spread.\n\n"
-            "| E (GeV) | showers | mean | RMS | width | baseline mean | baseline RMS "
+            f"| {col} | showers | mean | RMS | width | baseline mean | baseline RMS "
             "| baseline width | RMS ratio baseline/model |\n|---|---|---|---|---|---|---|---|---|"
         )
         for i, lo in enumerate(bins["lo"]):
             ratio = bins["baseline_rms"][i] / bins["model_rms"][i]
+            label = fmt.format(lo=lo, hi=bins["hi"][i])
             out.append(
-                f"| {lo:g}-{bins['hi'][i]:g} | {bins['n'][i]} | {bins['model_mean'][i]:.3f} "
+                f"| {label} | {bins['n'][i]} | {bins['model_mean'][i]:.3f} "
                 f"| {bins['model_rms'][i]:.3f} | {bins['model_width'][i]:.3f} "
                 f"| {bins['baseline_mean'][i]:.3f} | {bins['baseline_rms'][i]:.3f} "
                 f"| {bins['baseline_width'][i]:.3f} | {ratio:.2f} |"
@@ -250,7 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{' (models in parallel)' if a.parallel else ''}; one torch thread each. "
         "R = sum p E / sum t E per shower on the test events (permutation invariant); "
         "width = robust width (see calo.train.metrics.spread_stats); shared = hits with both "
-        "fractions above 0.1.\n\n" + _table(rows) + _bins_table(rows)
+        "fractions above 0.1.\n\n"
+        + _table(rows)
+        + _bins_table(rows)
+        + _bins_table(rows, "overlap_bins")
     )
     if failed:
         md += "\nFailed: " + "; ".join(f"{k}: {v}" for k, v in failed.items()) + "\n"

@@ -14,6 +14,10 @@ columns are matched to the truth showers with the permutation of lowest loss
   shared hits only (undefined when shower k has no energy on shared hits);
 * the truth shower energy used for binning is the incident energy ``particle_energy`` when the
   batch has it, otherwise the truth energy in hits :math:`\\sum_i t_{ik} E_i`;
+* the responses are also given in bins of the event's **shower overlap** from the truth
+  (:func:`calo.train.losses.shower_overlap`: 0 for showers apart, 1 on top of each other),
+  which separates what a method does on resolvable showers from what it does where the hits
+  cannot tell the showers apart;
 * spread: the RMS (standard deviation) and a robust width, half the 16-84 % interval; the
   relative resolution is spread / mean.
 
@@ -38,10 +42,11 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-from calo.train.losses import align_predictions, permutation_invariant_loss
+from calo.train.losses import align_predictions, permutation_invariant_loss, shower_overlap
 
 __all__ = [
     "DEFAULT_ENERGY_BINS",
+    "OVERLAP_BINS",
     "ResponseAccumulator",
     "binned_stats",
     "shared_hit_mask",
@@ -51,6 +56,11 @@ __all__ = [
 
 #: Bin edges (GeV) of truth shower energy, 5-60 GeV as in the paper.
 DEFAULT_ENERGY_BINS: tuple[float, ...] = (5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0)
+
+#: Bin edges of the event's truth shower overlap (:func:`calo.train.losses.shower_overlap`):
+#: apart, touching, overlapping, mostly on top of each other. The last edge is just above 1
+#: so that an overlap of exactly 1 falls in the last bin.
+OVERLAP_BINS: tuple[float, ...] = (0.0, 0.01, 0.05, 0.2, 0.5, 1.0 + 1e-9)
 
 
 def shared_hit_mask(target: Tensor, threshold: float = 0.1) -> Tensor:
@@ -198,6 +208,7 @@ class ResponseAccumulator:
         self._shared: list[np.ndarray] = []
         self._etrue: list[np.ndarray] = []
         self._loss: list[np.ndarray] = []
+        self._overlap: list[np.ndarray] = []
         self._has: list[np.ndarray] = []
 
     @torch.no_grad()
@@ -229,12 +240,15 @@ class ResponseAccumulator:
         self._all.append(r["all"][valid].cpu().numpy())
         self._shared.append(r["shared"][valid].cpu().numpy())
         self._etrue.append(etrue[valid].cpu().numpy())
+        overlap = shower_overlap(target, energy, batch, nb).unsqueeze(1).expand_as(valid)
+        self._overlap.append(overlap[valid].cpu().numpy())
         has = valid.any(dim=1)
         self._loss.append(res.event_loss[has].cpu().numpy())
         return aligned
 
     def responses(self) -> dict[str, np.ndarray]:
-        """Flat arrays over all collected showers: ``all``, ``shared``, ``truth_energy``."""
+        """Flat arrays over all collected showers: ``all``, ``shared``, ``truth_energy`` and
+        ``overlap`` (the shower overlap of the shower's event)."""
 
         def cat(xs: list[np.ndarray]) -> np.ndarray:
             return np.concatenate(xs) if xs else np.zeros(0)
@@ -243,6 +257,7 @@ class ResponseAccumulator:
             "all": cat(self._all),
             "shared": cat(self._shared),
             "truth_energy": cat(self._etrue),
+            "overlap": cat(self._overlap),
         }
 
     def event_losses(self) -> np.ndarray:
@@ -252,7 +267,11 @@ class ResponseAccumulator:
     def summary(
         self, edges: tuple[float, ...] | list[float] = DEFAULT_ENERGY_BINS
     ) -> dict[str, Any]:
-        """JSON-ready metrics: loss, overall and per-energy-bin response statistics."""
+        """JSON-ready metrics: loss and response statistics, overall and in bins.
+
+        ``bins`` holds the statistics in bins of truth shower energy (``edges``),
+        ``overlap_bins`` those in bins of the event's shower overlap (:data:`OVERLAP_BINS`).
+        """
         r = self.responses()
         losses = self.event_losses()
         return {
@@ -266,5 +285,9 @@ class ResponseAccumulator:
                 "edges": [float(e) for e in edges],
                 "all": binned_stats(r["truth_energy"], r["all"], edges),
                 "shared": binned_stats(r["truth_energy"], r["shared"], edges),
+            },
+            "overlap_bins": {
+                "edges": list(OVERLAP_BINS),
+                "all": binned_stats(r["overlap"], r["all"], OVERLAP_BINS),
             },
         }

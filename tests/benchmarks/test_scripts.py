@@ -103,4 +103,6 @@ def test_quality(tmp_path: Path) -> None:
     bins = row["bins"]  # the paper's 5-60 GeV bins of truth energy, model and baseline
     assert bins["lo"][0] == 5.0 and bins["hi"][-1] == 60.0
     assert sum(bins["n"]) > 0 and len(bins["model_rms"]) == len(bins["baseline_rms"])
-    assert "RMS ratio baseline/model |" in (tmp_path / "quality.md").read_text()
+    md = (tmp_path / "quality.md").read_text()
+    assert "RMS ratio baseline/model |" in md
+    assert "bins of the event's shower overlap" in md and "| 0.50-1.00 |" in md

@@ -102,3 +102,22 @@ def test_noise_only_hits_do_not_enter_the_response() -> None:
     t2 = torch.cat([t, torch.zeros(1, 2)])
     e2 = torch.cat([e, torch.tensor([100.0])])
     torch.testing.assert_close(shower_responses(p2, t2, e2)["all"], base)
+
+
+def test_overlap_bins_hold_each_event_showers() -> None:
+    from calo.train.losses import shower_overlap
+
+    p, t, e = _event()
+    # event 0: the 4-hit event (overlap (2 + 1) / 16 GeV of the smaller shower); event 1: 0
+    p2 = torch.cat([p, torch.tensor([[1.0, 0.0], [0.5, 0.5]])])
+    t2 = torch.cat([t, torch.tensor([[1.0, 0.0], [0.0, 1.0]])])
+    e2 = torch.cat([e, torch.tensor([3.0, 3.0])])
+    b = torch.tensor([0, 0, 0, 0, 1, 1])
+    assert shower_overlap(t2, e2, b).tolist() == pytest.approx([3.0 / 16.0, 0.0])
+    acc = ResponseAccumulator()
+    acc.update(p2, t2, e2, b)
+    ob = acc.summary()["overlap_bins"]
+    assert ob["all"]["n"] == [2, 0, 2, 0, 0]
+    # event 1: shower 0 gets 3 + 1.5 of 3 GeV, shower 1 gets 1.5 of 3
+    assert ob["all"]["mean"][0] == pytest.approx((1.5 + 0.5) / 2)
+    assert ob["all"]["mean"][2] == pytest.approx((15.4 / 16 + 23.6 / 23) / 2)
