@@ -3,6 +3,8 @@
 * :func:`plot_loss_curves`: training and validation loss per epoch;
 * :func:`plot_response`: mean response and its spread (RMS and robust width) vs truth shower
   energy, on all hits and on shared hits, for every method;
+* :func:`plot_response_vs_overlap`: the same in bins of the event's shower overlap (how far
+  the hits can tell the showers apart);
 * :func:`plot_event_display`: one event's hits coloured by the energy fraction of shower 0,
   truth vs each method, in the x-y (front) and z-r (side) views;
 * :func:`save_performance_plots`: all of them as PNG files into a folder.
@@ -25,7 +27,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_event_display", "plot_loss_curves", "plot_response", "save_performance_plots"]
+__all__ = [
+    "plot_event_display",
+    "plot_loss_curves",
+    "plot_response",
+    "plot_response_vs_overlap",
+    "save_performance_plots",
+]
 
 _STYLE = {"model": ("C0", "o"), "baseline": ("C1", "s")}
 
@@ -117,6 +125,52 @@ def plot_response(methods: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
+def plot_response_vs_overlap(methods: Mapping[str, Any], path: str | Path) -> Path:
+    """Response mean (bar: robust width) and RMS per bin of shower overlap, per method.
+
+    The bins are those of ``summary["overlap_bins"]`` (:data:`calo.train.metrics.OVERLAP_BINS`),
+    drawn side by side with their ranges as labels.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> b = {"lo": [0.0, 0.5], "hi": [0.5, 1.0], "n": [3, 2], "mean": [1.0, 1.2],
+    ...      "rms": [0.1, 0.5], "width": [0.08, 0.3], "median": [1.0, 1.1]}
+    >>> m = {"model": {"overlap_bins": {"all": b}}}
+    >>> plot_response_vs_overlap(m, tempfile.mkdtemp() + "/o.png").name
+    'o.png'
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    labels: list[str] = []
+    for i, (name, summ) in enumerate(methods.items()):
+        b = summ["overlap_bins"]["all"]
+        x = np.arange(len(b["lo"])) + (i - (len(methods) - 1) / 2) * 0.12
+        labels = [
+            f"{lo:.2f}-{min(hi, 1.0):.2f}\n({n})"
+            for lo, hi, n in zip(b["lo"], b["hi"], b["n"], strict=True)
+        ]
+        color, marker = _STYLE.get(name, ("C2", "^"))
+        axes[0].errorbar(x, b["mean"], yerr=b["width"], color=color, marker=marker, ls="none",
+                         label=name, capsize=2)  # fmt: skip
+        axes[1].plot(x, b["rms"], color=color, marker=marker, label=name)
+    axes[0].axhline(1.0, color="grey", lw=0.8)
+    axes[0].set_ylabel("response (mean, bar: robust width)")
+    axes[1].set_ylabel("response RMS")
+    axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xticks(np.arange(len(labels)), labels, fontsize=7)
+        ax.set_xlabel("shower overlap (showers in the bin)")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_event_display(event: Mapping[str, Any], path: str | Path) -> Path:
     """Hits of one event coloured by the fraction of shower 0: truth and every method.
 
@@ -166,7 +220,7 @@ def plot_event_display(event: Mapping[str, Any], path: str | Path) -> Path:
 def save_performance_plots(
     folder: str | Path, result: Mapping[str, Any], history: Mapping[str, Any]
 ) -> list[Path]:
-    """Write ``loss.png``, ``response.png`` and ``event_<i>.png`` into ``folder``.
+    """Write ``loss.png``, ``response.png``, ``response_overlap.png`` and ``event_<i>.png``.
 
     Examples
     --------
@@ -180,6 +234,10 @@ def save_performance_plots(
         paths.append(plot_loss_curves(history, folder / "loss.png"))
     if result.get("methods"):
         paths.append(plot_response(result["methods"], folder / "response.png"))
+        if all("overlap_bins" in m for m in result["methods"].values()):
+            paths.append(
+                plot_response_vs_overlap(result["methods"], folder / "response_overlap.png")
+            )
     for i, ev in enumerate(result.get("examples", [])):
         paths.append(plot_event_display(ev, folder / f"event_{i}.png"))
     return paths

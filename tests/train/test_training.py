@@ -57,7 +57,8 @@ def test_training_decreases_the_loss_and_writes_the_run_folder(trained: tuple[Pa
     assert on_disk["methods"]["model"]["n_events"] == on_disk["data"]["n_val"] == 16
     assert 0.0 < on_disk["methods"]["model"]["loss"] < 0.25  # a 50/50 split scores 0.25
     for name in ("config.yaml", "checkpoints/last.ckpt", "checkpoints/best.ckpt",
-                 "plots/loss.png", "plots/response.png", "plots/event_0.png"):  # fmt: skip
+                 "plots/loss.png", "plots/response.png", "plots/response_overlap.png",
+                 "plots/event_0.png"):  # fmt: skip
         assert (out / name).is_file(), name
 
 
