@@ -13,6 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -90,11 +91,18 @@ def test_fpga_reference_on_simulated_events(tmp_path: Path) -> None:
     assert 16 < res["n_mean"] <= 128  # simulated hit counts, truncated at V_max
 
 
-@pytest.mark.slow
-def test_quality(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def quality_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("quality")
     argv = ["--events", "300", "--minutes", "0.2", "--epochs", "1", "--models", "gravnet"]
-    argv += ["--work", str(tmp_path / "work"), "--out", str(tmp_path)]
+    argv += ["--work", str(out / "work"), "--out", str(out)]
     assert _load("quality").main(argv) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_quality(quality_run: Path) -> None:
+    tmp_path = quality_run
     res = _outputs(tmp_path, "quality")
     (row,) = res["rows"]
     assert row["model"] == "gravnet" and row["epochs"] == 1 and row["n_test"] == 60
@@ -106,3 +114,20 @@ def test_quality(tmp_path: Path) -> None:
     md = (tmp_path / "quality.md").read_text()
     assert "RMS ratio baseline/model |" in md
     assert "bins of the event's shower overlap" in md and "| 0.50-1.00 |" in md
+
+
+@pytest.mark.slow
+def test_overlap_study(quality_run: Path, tmp_path: Path) -> None:
+    run = quality_run / "work" / "gravnet-300ev"
+    assert _load("overlap_study").main([str(run), "--out", str(tmp_path)]) == 0
+    res = _outputs(tmp_path, "overlap_study")
+    assert res["n_events"] == 60  # the run's validation events
+    shares = res["shares"]
+    assert sum(r["n"] for r in shares) <= 60 and all(0 < r["true"] <= 0.5 for r in shares if r["n"])
+    # the what-if at c = true share would be perfect; here it is a finite, positive RMS
+    assert all(w["rms"] > 0 and np.isfinite(w["rms"]) for w in res["what_if"])
+    assert res["overall_rms"]["model"] > 0 and res["overall_rms"]["baseline"] > 0
+    # --data: every event of the file (train and validation) through the run's normalisation
+    data = quality_run / "work" / "two_showers_300ev_seed11.root"
+    assert _load("overlap_study").main([str(run), "--data", str(data), "--out", str(tmp_path)]) == 0
+    assert _outputs(tmp_path, "overlap_study")["n_events"] == 300
