@@ -38,6 +38,17 @@ __all__ = [
 _STYLE = {"model": ("C0", "o"), "baseline": ("C1", "s")}
 
 
+def _save(plt: Any, fig: Any, path: str | Path, dpi: int = 110, layout: bool = True) -> Path:
+    """Lay out (unless ``layout=False``), write ``fig`` to ``path`` (creating its folder), close it."""
+    if layout:
+        fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def _plt() -> Any:
     import matplotlib
 
@@ -69,12 +80,7 @@ def plot_loss_curves(history: Mapping[str, Any], path: str | Path) -> Path:
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_response(methods: Mapping[str, Any], path: str | Path) -> Path:
@@ -117,12 +123,7 @@ def plot_response(methods: Mapping[str, Any], path: str | Path) -> Path:
             ax.grid(alpha=0.3)
     axes[0, 0].legend()
     axes[1, 0].legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_response_vs_overlap(methods: Mapping[str, Any], path: str | Path) -> Path:
@@ -163,12 +164,7 @@ def plot_response_vs_overlap(methods: Mapping[str, Any], path: str | Path) -> Pa
         ax.set_xlabel("shower overlap (showers in the bin)")
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_event_display(event: Mapping[str, Any], path: str | Path) -> Path:
@@ -210,11 +206,7 @@ def plot_event_display(event: Mapping[str, Any], path: str | Path) -> Path:
     fig.tight_layout()
     if sc is not None:
         fig.colorbar(sc, ax=axes, label="fraction of shower 0", shrink=0.6)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, dpi=100, layout=False)
 
 
 def save_performance_plots(

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -250,16 +251,21 @@ def test_early_stopping_ends_training_when_the_validation_loss_stalls(
     assert val[-1] >= min(val[:-1]), val
 
 
-def test_loss_weighting_reaches_the_training_loss(small_root: Path) -> None:
+def _module_and_batch(root: Path, override: str) -> tuple[Any, Any]:
+    """An untrained FractionModule with one override and a batch of 8 events of ``root``."""
     from torch_geometric.data import Batch
 
     from calo.io import read_data
-    from calo.train.losses import permutation_invariant_loss
     from calo.train.module import FractionModule
 
-    events, _ = read_data(small_root, max_events=8)
-    data = Batch.from_data_list(events)
-    module = FractionModule(to_dict(_cfg(small_root, "loss.weighting=energy"))).eval()
+    events, _ = read_data(root, max_events=8)
+    return FractionModule(to_dict(_cfg(root, override))).eval(), Batch.from_data_list(events)
+
+
+def test_loss_weighting_reaches_the_training_loss(small_root: Path) -> None:
+    from calo.train.losses import permutation_invariant_loss
+
+    module, data = _module_and_batch(small_root, "loss.weighting=energy")
     with torch.no_grad():
         pred = module(data)
         got = float(module._loss(data))
@@ -270,15 +276,9 @@ def test_loss_weighting_reaches_the_training_loss(small_root: Path) -> None:
 
 
 def test_loss_ordered_overlap_reaches_the_training_loss_only(small_root: Path) -> None:
-    from torch_geometric.data import Batch
-
-    from calo.io import read_data
     from calo.train.losses import energy_ordered_loss, permutation_invariant_loss
-    from calo.train.module import FractionModule
 
-    events, _ = read_data(small_root, max_events=8)
-    data = Batch.from_data_list(events)
-    module = FractionModule(to_dict(_cfg(small_root, "loss.ordered_overlap=0"))).eval()
+    module, data = _module_and_batch(small_root, "loss.ordered_overlap=0")
     with torch.no_grad():
         pred = module(data)
         args = (pred, data.y, data.energy, data.batch, data.num_graphs)
