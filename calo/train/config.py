@@ -238,6 +238,11 @@ class LossConfig:
         metrics stay permutation invariant. An experiment, off by default: on the quality
         benchmark 0.2 did not improve the response (see the function's docstring).
 
+    share_weight:
+        Weight of :func:`calo.train.losses.energy_share_loss` (each shower's share of the
+        event's energy, matched as the fraction loss matches it) added to the training loss;
+        0 (the default) is the paper's loss. The validation loss stays the paper's.
+
     Examples
     --------
     >>> LossConfig().weighting, LossConfig().ordered_overlap
@@ -246,12 +251,15 @@ class LossConfig:
 
     weighting: Literal["truth", "energy"] = "truth"
     ordered_overlap: float = 1.0
+    share_weight: float = 0.0
 
     def __post_init__(self) -> None:
         from calo.train.losses import WEIGHTINGS
 
         if self.weighting not in WEIGHTINGS:
             raise ConfigError(f"loss.weighting must be truth or energy, got {self.weighting!r}")
+        if not self.share_weight >= 0.0:
+            raise ConfigError(f"loss.share_weight must be >= 0, got {self.share_weight}")
         if not 0.0 <= self.ordered_overlap <= 1.0:
             raise ConfigError(f"loss.ordered_overlap must be in [0, 1], got {self.ordered_overlap}")
 

@@ -58,6 +58,7 @@ __all__ = [
     "best_assignment",
     "energy_order_assignment",
     "energy_ordered_loss",
+    "energy_share_loss",
     "fraction_loss",
     "pairwise_shower_loss",
     "per_event_loss",
@@ -370,6 +371,49 @@ def energy_ordered_loss(
         ordered = shower_overlap(target, energy, batch, num_events) > min_overlap
         perm = torch.where(ordered.unsqueeze(1), perm, best_assignment(cost.detach(), valid))
     return _assigned(cost, valid, perm)
+
+
+def energy_share_loss(
+    pred: Tensor,
+    target: Tensor,
+    energy: Tensor,
+    perm: Tensor,
+    batch: Tensor | None = None,
+    num_events: int | None = None,
+) -> Tensor:
+    """Event-level term: squared error of each shower's share of the event's signal energy.
+
+    With :math:`s_{bk} = \\sum_i t_{ik} E_i / \\sum_i E_i` and :math:`\\hat s_{bk}` the same
+    with the prediction matched to shower k by ``perm`` (for example the
+    :func:`permutation_invariant_loss` assignment), returns the mean over events with signal of
+    :math:`\\sum_k (\\hat s_{bk} - s_{bk})^2` (differentiable; ``loss.share_weight`` adds it
+    to the training loss). Unlike the hit-level loss it rewards a split whose energy sums are
+    right even where the hits cannot say which shower each belongs to: for two showers on top of
+    each other an even split of every hit costs :math:`2 (s_1 - 1/2)^2`, the true shares
+    nothing.
+
+    Examples
+    --------
+    >>> import torch
+    >>> t = torch.tensor([[1.0, 0.0], [0.0, 1.0]]); e = torch.tensor([3.0, 1.0])
+    >>> perm = torch.tensor([[0, 1]])
+    >>> float(energy_share_loss(torch.full((2, 2), 0.5), t, e, perm))
+    0.125
+    >>> float(energy_share_loss(t, t, e, perm))
+    0.0
+    """
+    batch = _check(pred, target, energy, batch)
+    nb = _num_events(batch, num_events)
+    e = energy.clamp(min=0) * (target > 0).any(dim=1)
+    total = scatter(e, batch, dim=0, dim_size=nb).unsqueeze(1)  # [B, 1]
+    aligned = align_predictions(pred, perm, batch)
+    true = scatter(target * e.unsqueeze(1), batch, dim=0, dim_size=nb)
+    given = scatter(aligned * e.unsqueeze(1), batch, dim=0, dim_size=nb)
+    has = total.squeeze(1) > 0
+    if not bool(has.any()):
+        return pred.sum() * 0.0
+    err = ((given - true) / total.clamp(min=1e-30)) ** 2
+    return err.sum(dim=1)[has].mean()
 
 
 def best_assignment(cost: Tensor, valid: Tensor) -> Tensor:

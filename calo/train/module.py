@@ -31,7 +31,11 @@ from calo.config import from_dict, to_dict
 from calo.models import build_model
 from calo.train.checkpoint import CHECKPOINT_FORMAT
 from calo.train.config import TrainConfig
-from calo.train.losses import energy_ordered_loss, permutation_invariant_loss
+from calo.train.losses import (
+    energy_ordered_loss,
+    energy_share_loss,
+    permutation_invariant_loss,
+)
 
 __all__ = ["FractionModule"]
 
@@ -79,10 +83,18 @@ class FractionModule(L.LightningModule):
     def _loss(self, data: Any, train: bool = False) -> Tensor:
         pred = self.model(data)
         args = (pred, data.y, data.energy, data.batch, data.num_graphs, self.cfg.loss.weighting)
-        threshold = self.cfg.loss.ordered_overlap
-        if train and threshold < 1.0:
-            return energy_ordered_loss(*args, min_overlap=threshold).loss
-        return permutation_invariant_loss(*args).loss
+        if not train:
+            return permutation_invariant_loss(*args).loss
+        if self.cfg.loss.ordered_overlap < 1.0:
+            res = energy_ordered_loss(*args, min_overlap=self.cfg.loss.ordered_overlap)
+        else:
+            res = permutation_invariant_loss(*args)
+        if self.cfg.loss.share_weight > 0.0:
+            share = energy_share_loss(
+                pred, data.y, data.energy, res.perm, data.batch, data.num_graphs
+            )
+            return res.loss + self.cfg.loss.share_weight * share
+        return res.loss
 
     def training_step(self, data: Any, batch_idx: int) -> Tensor:
         """Loss of one batch; logged per step and per epoch."""

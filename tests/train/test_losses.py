@@ -13,6 +13,7 @@ from calo.train.losses import (
     best_assignment,
     energy_order_assignment,
     energy_ordered_loss,
+    energy_share_loss,
     fraction_loss,
     pairwise_shower_loss,
     per_event_loss,
@@ -197,3 +198,22 @@ def test_energy_ordered_loss_is_the_loss_of_that_assignment_and_not_invariant() 
     assert float(energy_ordered_loss(p, t.flip(1), e, b).loss) == pytest.approx(float(res.loss))
     res.loss.backward()
     assert p.grad is not None and torch.isfinite(p.grad).all()
+
+
+def test_energy_share_loss_hand_computed_per_event_and_ignores_noise() -> None:
+    # event 0: shares 0.75 / 0.25, prediction gives 0.6 / 0.4 -> 2 * 0.15^2
+    # event 1: one pure hit of each shower (1 / 1 GeV) predicted perfectly, plus a noise hit
+    t = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    p = torch.tensor([[0.8, 0.2], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.9, 0.1]])
+    e = torch.tensor([3.0, 1.0, 1.0, 1.0, 50.0])
+    b = torch.tensor([0, 0, 1, 1, 1])
+    ident = torch.tensor([[0, 1], [0, 1]])
+    # event 0: given 2.4 + 0 and 0.6 + 1 of 4 GeV
+    expected = (2 * 0.15**2 + 0.0) / 2
+    assert float(energy_share_loss(p, t, e, ident, b)) == pytest.approx(expected)
+    # the assignment is applied: swapping the prediction's columns and the perm changes nothing
+    swap = torch.tensor([[1, 0], [1, 0]])
+    assert float(energy_share_loss(p.flip(1), t, e, swap, b)) == pytest.approx(expected)
+    q = p.clone().requires_grad_(True)
+    energy_share_loss(q, t, e, ident, b).backward()
+    assert q.grad is not None and q.grad[4].abs().sum() == 0  # the noise hit gets no gradient

@@ -124,6 +124,7 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], rc: int, *words: str) ->
         (["optim.lr=-1"], ["optim.lr"]),
         (["loss.weighting=mse"], ["loss.weighting"]),
         (["loss.ordered_overlap=2"], ["loss.ordered_overlap"]),
+        (["loss.share_weight=-1"], ["loss.share_weight"]),
         (["trainer.devices=two"], ["trainer.devices"]),
         (["--model", "resnet"], ["model.name"]),
         (["notakeyvalue"], ["key=value"]),
@@ -287,3 +288,17 @@ def test_loss_ordered_overlap_reaches_the_training_loss_only(small_root: Path) -
         assert ordered > pit  # an untrained model gets some events' order wrong
         assert float(module._loss(data, train=True)) == pytest.approx(ordered)
         assert float(module._loss(data)) == pytest.approx(pit)  # validation stays invariant
+
+
+def test_loss_share_weight_adds_the_share_term_to_the_training_loss_only(small_root: Path) -> None:
+    from calo.train.losses import energy_share_loss, permutation_invariant_loss
+
+    module, data = _module_and_batch(small_root, "loss.share_weight=2.5")
+    with torch.no_grad():
+        pred = module(data)
+        args = (pred, data.y, data.energy, data.batch, data.num_graphs)
+        pit = permutation_invariant_loss(*args)
+        share = float(energy_share_loss(pred, data.y, data.energy, pit.perm, data.batch))
+        assert share > 0
+        assert float(module._loss(data, train=True)) == pytest.approx(float(pit.loss) + 2.5 * share)
+        assert float(module._loss(data)) == pytest.approx(float(pit.loss))
