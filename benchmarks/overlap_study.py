@@ -25,6 +25,7 @@ import datetime as dt
 import itertools
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,10 +39,13 @@ def _collect(model, events, baseline_cfg) -> dict[str, np.ndarray]:
     """Per event: incident energies, distance, true and predicted energy shares, responses."""
     import torch
     from torch_geometric.loader import DataLoader
-    from torch_geometric.utils import scatter
 
     from calo.train.baseline import baseline_fractions
-    from calo.train.losses import align_predictions, permutation_invariant_loss
+    from calo.train.losses import (
+        align_predictions,
+        event_energy_shares,
+        permutation_invariant_loss,
+    )
 
     out: dict[str, list] = {k: [] for k in ("e", "dist", "true", "model", "baseline")}
     with torch.no_grad():
@@ -49,16 +53,16 @@ def _collect(model, events, baseline_cfg) -> dict[str, np.ndarray]:
             if data.y.shape[1] != 2 or getattr(data, "particle_xy", None) is None:
                 raise SystemExit("overlap_study needs two-shower events with particle_xy")
             nb = data.num_graphs
-            e = data.energy * (data.y > 0).any(dim=1)
-            total = scatter(e, data.batch, dim=0, dim_size=nb).unsqueeze(1)
-            out["true"].append(scatter(data.y * e[:, None], data.batch, 0, dim_size=nb) / total)
+            shares = partial(event_energy_shares, target=data.y, energy=data.energy,
+                             batch=data.batch, num_events=nb)  # fmt: skip
+            out["true"].append(shares(data.y))
             for name, p in (
                 ("model", model(data)),
                 ("baseline", baseline_fractions(data, baseline_cfg)),
             ):
                 res = permutation_invariant_loss(p, data.y, data.energy, data.batch, nb)
                 a = align_predictions(p, res.perm, data.batch)
-                out[name].append(scatter(a * e[:, None], data.batch, 0, dim_size=nb) / total)
+                out[name].append(shares(a))
             out["e"].append(data.particle_energy)
             out["dist"].append((data.particle_xy[:, 0] - data.particle_xy[:, 1]).norm(dim=1))
     arr = {k: torch.cat(v).double().numpy() for k, v in out.items()}
@@ -66,14 +70,10 @@ def _collect(model, events, baseline_cfg) -> dict[str, np.ndarray]:
     return {k: v[keep] for k, v in arr.items()}
 
 
-def _stats(v: np.ndarray) -> dict[str, float]:
-    q16, q84 = np.quantile(v, [0.16, 0.84]) if v.size else (np.nan, np.nan)
-    return {"n": int(v.size), "mean": float(v.mean()) if v.size else np.nan,
-            "rms": float(v.std()) if v.size else np.nan, "width": float(0.5 * (q84 - q16))}  # fmt: skip
-
-
 def study(a: dict[str, np.ndarray]) -> dict:
     """The three tables of the module docstring from the arrays of :func:`_collect`."""
+    from calo.train.metrics import spread_stats
+
     resp = {m: a[m] / a["true"] for m in ("model", "baseline")}  # [B, 2] responses
     ev = np.arange(len(a["e"]))
     small = np.argmin(a["e"], axis=1)
@@ -85,7 +85,7 @@ def study(a: dict[str, np.ndarray]) -> dict:
             sel = (a["e"] >= lo) & (a["e"] < hi) & near[:, None]
             row = {"e_lo": lo, "e_hi": hi, "d_lo": d0, "d_hi": d1}
             for m in resp:
-                row[m] = _stats(resp[m][sel])
+                row[m] = spread_stats(resp[m][sel])
             bins.append(row)
     shares = []
     for d0, d1 in itertools.pairwise(DIST_BINS):

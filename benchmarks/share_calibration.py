@@ -41,19 +41,19 @@ def _batches(model, events):
     """Yield ``(data, pred, s, h, smaller_column, true_smaller_share)`` per batch."""
     import torch
     from torch_geometric.loader import DataLoader
-    from torch_geometric.utils import scatter
+
+    from calo.train.losses import event_energy_shares
 
     with torch.no_grad():
         for data in DataLoader(list(events), batch_size=128):
             if data.y.shape[1] != 2:
                 raise SystemExit("share_calibration needs two-shower events")
-            p, nb = model(data), data.num_graphs
-            e = data.energy * (data.y > 0).any(dim=1)
-            total = scatter(e, data.batch, 0, dim_size=nb).clamp(min=1e-30)
-            share = scatter(p * e[:, None], data.batch, 0, dim_size=nb) / total[:, None]
+            p = model(data)
+            args = (data.y, data.energy, data.batch, data.num_graphs)
+            share = event_energy_shares(p, *args)
             col = share.argmin(dim=1)
-            h = scatter((p[:, 0] - p[:, 1]).abs() * e, data.batch, 0, dim_size=nb) / total
-            t = scatter(data.y * e[:, None], data.batch, 0, dim_size=nb) / total[:, None]
+            h = event_energy_shares((p[:, 0] - p[:, 1]).abs().unsqueeze(1), *args).squeeze(1)
+            t = event_energy_shares(data.y, *args)
             s = share.gather(1, col[:, None]).squeeze(1)
             yield data, p, s.numpy(), h.numpy(), col, t.min(dim=1).values.numpy()
 

@@ -59,6 +59,7 @@ __all__ = [
     "energy_order_assignment",
     "energy_ordered_loss",
     "energy_share_loss",
+    "event_energy_shares",
     "fraction_loss",
     "pairwise_shower_loss",
     "per_event_loss",
@@ -79,6 +80,11 @@ def _check(pred: Tensor, target: Tensor, energy: Tensor, batch: Tensor | None) -
     if batch.shape != (pred.shape[0],):
         raise ValueError(f"batch must be [N] = [{pred.shape[0]}]; got {tuple(batch.shape)}")
     return batch
+
+
+def _signal_energy(target: Tensor, energy: Tensor) -> Tensor:
+    """``[N]`` hit energies (clipped at 0) on signal hits, 0 on noise-only hits."""
+    return energy.clamp(min=0) * (target > 0).any(dim=1)
 
 
 def _num_events(batch: Tensor, num_events: int | None) -> int:
@@ -316,7 +322,7 @@ def shower_overlap(
     """
     batch = _check(target, target, energy, batch)
     nb = _num_events(batch, num_events)
-    e = energy.clamp(min=0) * (target > 0).any(dim=1)
+    e = _signal_energy(target, energy)
     e_true = scatter(target * e.unsqueeze(1), batch, dim=0, dim_size=nb)  # [B, K]
     off_main = scatter((1.0 - target.max(dim=1).values) * e, batch, dim=0, dim_size=nb)
     if e_true.shape[1] < 2:
@@ -373,6 +379,34 @@ def energy_ordered_loss(
     return _assigned(cost, valid, perm)
 
 
+def event_energy_shares(
+    fractions: Tensor,
+    target: Tensor,
+    energy: Tensor,
+    batch: Tensor | None = None,
+    num_events: int | None = None,
+) -> Tensor:
+    """Share of each event's signal energy that each column of ``fractions`` takes.
+
+    ``[B, C]``: :math:`\\sum_i f_{ic} E_i / \\sum_i E_i` over the event's signal hits (those
+    with a truth fraction above 0, as ``target`` says; energies clipped at 0); 0 for events
+    without signal. ``fractions`` may be predictions, the truth itself or any per-hit quantity
+    ``[N, C]`` to average with the energy as weight.
+
+    Examples
+    --------
+    >>> import torch
+    >>> t = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    >>> event_energy_shares(t, t, torch.tensor([3.0, 1.0, 9.0])).tolist()
+    [[0.75, 0.25]]
+    """
+    batch = _check(target, target, energy, batch)
+    nb = _num_events(batch, num_events)
+    e = _signal_energy(target, energy)
+    total = scatter(e, batch, dim=0, dim_size=nb).clamp(min=torch.finfo(e.dtype).tiny)
+    return scatter(fractions * e.unsqueeze(1), batch, dim=0, dim_size=nb) / total.unsqueeze(1)
+
+
 def energy_share_loss(
     pred: Tensor,
     target: Tensor,
@@ -403,17 +437,14 @@ def energy_share_loss(
     0.0
     """
     batch = _check(pred, target, energy, batch)
-    nb = _num_events(batch, num_events)
-    e = energy.clamp(min=0) * (target > 0).any(dim=1)
-    total = scatter(e, batch, dim=0, dim_size=nb).unsqueeze(1)  # [B, 1]
-    aligned = align_predictions(pred, perm, batch)
-    true = scatter(target * e.unsqueeze(1), batch, dim=0, dim_size=nb)
-    given = scatter(aligned * e.unsqueeze(1), batch, dim=0, dim_size=nb)
-    has = total.squeeze(1) > 0
+    true = event_energy_shares(target, target, energy, batch, num_events)
+    given = event_energy_shares(
+        align_predictions(pred, perm, batch), target, energy, batch, num_events
+    )
+    has = true.sum(dim=1) > 0
     if not bool(has.any()):
         return pred.sum() * 0.0
-    err = ((given - true) / total.clamp(min=1e-30)) ** 2
-    return err.sum(dim=1)[has].mean()
+    return ((given - true) ** 2).sum(dim=1)[has].mean()
 
 
 def best_assignment(cost: Tensor, valid: Tensor) -> Tensor:
