@@ -93,6 +93,11 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="+", help="ROOT files (default: the run's validation events)")
     p.add_argument("--out", type=Path, help="output folder (default RUN/evaluation)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    p.add_argument(
+        "--no-calibration",
+        action="store_true",
+        help="do not evaluate the run's share calibration (share_calibration.json) next to the model",
+    )
     return p
 
 
@@ -108,7 +113,9 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     args = _evaluate_parser().parse_args(argv)
     from calo.train.run import evaluate_run
 
-    evaluate_run(args.run, args.data, args.out, plots=not args.no_plots)
+    evaluate_run(
+        args.run, args.data, args.out, plots=not args.no_plots, calibrate=not args.no_calibration
+    )
     return 0
 
 

@@ -22,6 +22,7 @@ from calo.models.config import GravNetModelConfig, ModelConfig
 from calo.train.baseline import BaselineConfig
 
 __all__ = [
+    "CalibrationConfig",
     "DataConfig",
     "LossConfig",
     "OptimConfig",
@@ -265,6 +266,57 @@ class LossConfig:
 
 
 @dataclass
+class CalibrationConfig:
+    """The share calibration that calo-train fits after training (two-shower data only;
+    :mod:`calo.train.calibration`).
+
+    Attributes
+    ----------
+    enabled:
+        Fit it on the training events, write ``share_calibration.json`` into the run folder
+        and report the calibrated model as the method ``"calibrated"`` next to the model and
+        the baseline (calo-evaluate applies the run's calibration too).
+    share_bins:
+        Uniform bins of the smaller column's predicted share on [0, 0.5].
+    sharpness_bins:
+        Bins (quantiles of the training events) of the split's sharpness.
+    energy_bins:
+        Bins (quantiles) of the event energy; 0 chooses one per 800 training events, at
+        most 8.
+    min_events:
+        Training events a bin needs to be calibrated.
+    min_gain:
+        Relative gain in the squared response error a bin's share must bring over the model's
+        own split to replace it.
+
+    Examples
+    --------
+    >>> CalibrationConfig().enabled
+    True
+    >>> CalibrationConfig(share_bins=0)
+    Traceback (most recent call last):
+    ...
+    calo.errors.ConfigError: calibration.share_bins must be >= 1, got 0
+    """
+
+    enabled: bool = True
+    share_bins: int = 5
+    sharpness_bins: int = 10
+    energy_bins: int = 0
+    min_events: int = 20
+    min_gain: float = 0.05
+
+    def __post_init__(self) -> None:
+        for key in ("share_bins", "sharpness_bins", "min_events"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"calibration.{key} must be >= 1, got {getattr(self, key)}")
+        if self.energy_bins < 0:
+            raise ConfigError(f"calibration.energy_bins must be >= 0, got {self.energy_bins}")
+        if not 0.0 <= self.min_gain < 1.0:
+            raise ConfigError(f"calibration.min_gain must be in [0, 1), got {self.min_gain}")
+
+
+@dataclass
 class TrainConfig:
     """A whole training run.
 
@@ -284,6 +336,7 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     shared_threshold: float = 0.1
 
     def __post_init__(self) -> None:

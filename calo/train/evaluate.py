@@ -34,6 +34,7 @@ from calo.config import from_dict
 from calo.errors import CheckpointError, ConfigError
 from calo.models import build_model
 from calo.train.baseline import BaselineConfig, baseline_fractions
+from calo.train.calibration import ShareCalibration
 from calo.train.checkpoint import read_checkpoint
 from calo.train.config import TrainConfig
 from calo.train.metrics import DEFAULT_ENERGY_BINS, ResponseAccumulator
@@ -89,6 +90,7 @@ def evaluate(
     edges: Sequence[float] = DEFAULT_ENERGY_BINS,
     device: str | torch.device = "cpu",
     keep_events: int = 0,
+    calibration: ShareCalibration | None = None,
 ) -> dict[str, Any]:
     """Model and baseline metrics on the same events.
 
@@ -108,11 +110,15 @@ def evaluate(
     keep_events:
         Also return the first ``keep_events`` events with both predictions (aligned to the
         truth) under ``"examples"``, for event displays.
+    calibration:
+        Also evaluate the model's fractions after this share calibration
+        (:mod:`calo.train.calibration`) as the method ``"calibrated"``.
 
     Returns
     -------
     dict
-        ``{"methods": {"model": summary, "baseline": summary}, "examples": [...]}``; each
+        ``{"methods": {"model": summary, "baseline": summary[, "calibrated": summary]},
+        "examples": [...]}``; each
         summary as :meth:`~calo.train.metrics.ResponseAccumulator.summary`.
 
     Examples
@@ -137,6 +143,8 @@ def evaluate(
     accs = {"baseline": ResponseAccumulator(shared_threshold)}
     if model is not None:
         accs["model"] = ResponseAccumulator(shared_threshold)
+        if calibration is not None:
+            accs["calibrated"] = ResponseAccumulator(shared_threshold)
         model = model.to(device).eval()
     examples: list[dict[str, Any]] = []
     for data in DataLoader(list(events), batch_size=batch_size, shuffle=False):
@@ -145,6 +153,10 @@ def evaluate(
         if model is not None:
             preds["model"] = model(data.to(device)).cpu()
             data = data.cpu()
+            if calibration is not None:
+                preds["calibrated"] = calibration.apply(
+                    preds["model"], data.energy, data.batch, data.num_graphs
+                )
         aligned = {
             name: accs[name].update(
                 p, data.y, data.energy, data.batch, data.num_graphs, shower_energy=energy_bins

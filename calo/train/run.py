@@ -7,7 +7,8 @@ events and writes the run folder::
     OUT/config.yaml            resolved configuration
     OUT/checkpoints/last.ckpt  latest state (for --resume); best.ckpt lowest validation loss
     OUT/logs/                  Lightning's CSV log
-    OUT/metrics.json           model and baseline metrics, loss history, timing
+    OUT/share_calibration.json share calibration fitted on the training events (two showers)
+    OUT/metrics.json           model, calibrated model and baseline metrics, loss history, timing
     OUT/plots/*.png            loss curves, response vs energy, event displays
 
 :func:`evaluate_run` re-evaluates a run folder or checkpoint, optionally on other files.
@@ -36,13 +37,28 @@ from lightning.pytorch.loggers import CSVLogger
 
 from calo.config import apply_overrides, load_yaml, save_yaml, to_dict
 from calo.errors import CheckpointError, ConfigError, DataError
+from calo.train.calibration import (
+    ShareCalibration,
+    fit_share_calibration,
+    model_split_features,
+)
 from calo.train.checkpoint import AtomicCheckpointIO, read_checkpoint, resolve_checkpoint
 from calo.train.config import DataConfig, TrainConfig
 from calo.train.data import CaloDataModule
 from calo.train.evaluate import evaluate, format_comparison, load_model
 from calo.train.module import FractionModule
 
-__all__ = ["compare", "evaluate_run", "resolve_config", "train", "write_results"]
+#: the share calibration's file in a run folder (:mod:`calo.train.calibration`)
+CALIBRATION_FILE = "share_calibration.json"
+
+__all__ = [
+    "CALIBRATION_FILE",
+    "compare",
+    "evaluate_run",
+    "resolve_config",
+    "train",
+    "write_results",
+]
 
 
 def resolve_config(
@@ -72,9 +88,9 @@ def _limit(v: float) -> int | float:
     return int(v) if v > 1 else float(v)
 
 
-def compare(methods: dict[str, Any]) -> dict[str, bool]:
-    """Whether the model's response spread (RMS and robust width, all and shared hits) and loss
-    are smaller than the baseline's.
+def compare(methods: dict[str, Any], name: str = "model") -> dict[str, bool]:
+    """Whether method ``name``'s response spread (RMS and robust width, all and shared hits)
+    and loss are smaller than the baseline's.
 
     Examples
     --------
@@ -83,7 +99,7 @@ def compare(methods: dict[str, Any]) -> dict[str, bool]:
     >>> compare({"model": s(0.1), "baseline": s(0.2)})["all"]
     True
     """
-    m, b = methods["model"], methods["baseline"]
+    m, b = methods[name], methods["baseline"]
     out = {
         "loss": m["loss"] < b["loss"],
         "rms": m["response"]["rms"] < b["response"]["rms"],
@@ -139,8 +155,17 @@ def write_results(
         "environment": _environment(),
         **(extra or {}),
     }
-    if "model" in result["methods"]:
-        metrics["model_beats_baseline"] = compare(result["methods"])
+    methods = result["methods"]
+    for name in ("model", "calibrated"):
+        if name in methods:
+            metrics[f"{name}_beats_baseline"] = compare(methods, name)
+    base_rms = methods.get("baseline", {}).get("response", {}).get("rms")
+    if base_rms is not None:
+        metrics["rms_ratio"] = {
+            name: base_rms / m["response"]["rms"] if m["response"]["rms"] else math.inf
+            for name, m in methods.items()
+            if name != "baseline"
+        }
 
     def clean(o: Any) -> Any:
         if isinstance(o, float) and not math.isfinite(o):
@@ -253,6 +278,7 @@ def train(
     model, _, _, _ = load_model(best if best.is_file() else last)
     history = {k: list(v) for k, v in module.history.items()}  # all epochs, not just the best
     device = module.device if module.device.type != "cpu" else "cpu"
+    calibration, calib_info = _fit_calibration(model, dm.train_set.data, config, out, device)
     result = evaluate(
         model,
         dm.val_set.data,
@@ -261,6 +287,7 @@ def train(
         shared_threshold=config.shared_threshold,
         device=device,
         keep_events=4,
+        calibration=calibration,
     )
     metrics = write_results(
         out,
@@ -272,6 +299,7 @@ def train(
             "train_seconds": seconds,
             "wall_seconds_before_plots": time.perf_counter() - wall_start,
             "epochs_run": int(trainer.current_epoch),
+            "calibration": calib_info,
             "data": {
                 "files": dm.files(),
                 "n_train": len(dm.train_set),
@@ -283,9 +311,48 @@ def train(
     )
     print(f"\ncalo-train: {config.model.name} on {len(dm.val_set)} validation events")
     print(format_comparison(result["methods"]))
-    print(f"model beats baseline: {metrics['model_beats_baseline']}")
+    _print_verdict(metrics)
     print(f"run folder: {out} (training {seconds:.0f} s)")
     return metrics
+
+
+def _fit_calibration(
+    model: torch.nn.Module, events: Any, config: TrainConfig, out: Path, device: Any
+) -> tuple[ShareCalibration | None, dict[str, Any]]:
+    """Fit the share calibration on the training events and write it into the run folder."""
+    if not config.calibration.enabled:
+        return None, {"fitted": False, "reason": "calibration.enabled is false"}
+    if config.model.n_showers != 2:
+        reason = f"needs two-shower data, the model predicts {config.model.n_showers} showers"
+        print(f"calo-train: share calibration skipped: {reason}")
+        return None, {"fitted": False, "reason": reason}
+    start = time.perf_counter()
+    features, true_share = model_split_features(model, events, config.data.batch_size, device)
+    cal = fit_share_calibration(features, true_share, config.calibration)
+    path = cal.save(out / CALIBRATION_FILE)
+    if cal.n_skipped:
+        print(f"calo-train: share calibration left out {cal.n_skipped} training events "
+              "without signal energy")  # fmt: skip
+    info = {
+        "fitted": True,
+        "file": str(path),
+        "n_train": cal.n_train,
+        "n_skipped": cal.n_skipped,
+        "bins": list(cal.table.shape),
+        "bins_calibrated": cal.n_calibrated,
+        "seconds": time.perf_counter() - start,
+    }
+    return cal, info
+
+
+def _print_verdict(metrics: dict[str, Any]) -> None:
+    for name in ("model", "calibrated"):
+        if f"{name}_beats_baseline" in metrics:
+            ratio = metrics["rms_ratio"][name]
+            print(
+                f"{name} beats baseline: {metrics[f'{name}_beats_baseline']}; "
+                f"response RMS {ratio:.2f}x below the baseline's"
+            )
 
 
 def evaluate_run(
@@ -293,12 +360,14 @@ def evaluate_run(
     files: list[str] | None = None,
     out: str | Path | None = None,
     plots: bool = True,
+    calibrate: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a run folder or checkpoint against the baseline and write metrics and plots.
 
     Without ``files`` the run's own validation events are used (same data configuration and
     split); with ``files`` all their events, normalised with the checkpoint's normalisation.
-    ``out`` defaults to ``<run>/evaluation``.
+    ``out`` defaults to ``<run>/evaluation``. With ``calibrate`` and a
+    ``share_calibration.json`` in the run folder, the calibrated model is evaluated too.
 
     Examples
     --------
@@ -326,18 +395,32 @@ def evaluate_run(
         dm = CaloDataModule(cfg.data, normalization)
         dm.setup()
         events = dm.val_set.data
-    result = evaluate(
-        model, events, cfg.baseline, cfg.data.batch_size, cfg.shared_threshold, keep_events=4
-    )
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    cal_file = run_dir / CALIBRATION_FILE
+    calibration = ShareCalibration.load(cal_file) if calibrate and cal_file.is_file() else None
+    result = evaluate(
+        model,
+        events,
+        cfg.baseline,
+        cfg.data.batch_size,
+        cfg.shared_threshold,
+        keep_events=4,
+        calibration=calibration,
+    )
     out = Path(out) if out is not None else run_dir / "evaluation"
     metrics = write_results(
         out,
         result,
         history,
-        {"model": cfg.model.name, "checkpoint": str(ckpt), "data": {"files": files or dm.files()}},
+        {
+            "model": cfg.model.name,
+            "checkpoint": str(ckpt),
+            "calibration": str(cal_file) if calibration is not None else None,
+            "data": {"files": files or dm.files()},
+        },
         plots=plots,
     )
     print(format_comparison(result["methods"]))
+    _print_verdict(metrics)
     print(f"written to {out}")
     return metrics

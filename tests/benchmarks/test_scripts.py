@@ -142,26 +142,3 @@ def test_share_calibration(quality_run: Path, tmp_path: Path) -> None:
     assert res["n_train"] == 240 and res["n_test"] == 60
     assert set(res["methods"]) == {"baseline", "model", "calibrated"}
     assert all(np.isfinite(m["response"]["rms"]) for m in res["methods"].values())
-
-
-def test_share_calibration_fit_and_apply_by_hand() -> None:
-    import torch
-    from torch_geometric.data import Batch, Data
-
-    bench = _load("share_calibration")
-    rng = np.random.default_rng(0)
-    # 400 events whose model split is even (s = 0.5, h = 0) while the smaller shower has 0.25:
-    # the fitted share for that bin is 0.25, and applying it gives back the true shares
-    n = 400
-    calib = bench.fit(np.full(n, 0.5) - rng.uniform(0, 1e-3, n), np.zeros(n), np.full(n, 0.25))
-    table = np.asarray(calib["table"])
-    assert np.isfinite(table).sum() == 1 and np.nanmax(table) == pytest.approx(0.25, abs=0.006)
-    data = Batch.from_data_list([Data(x=torch.zeros(2, 1), energy=torch.tensor([1.0, 3.0]))])
-    p = torch.full((2, 2), 0.5)
-    s = np.array([0.5 - 5e-4])
-    q = bench.apply(calib, p, data, s, np.zeros(1), torch.tensor([0]))
-    assert torch.allclose(q.sum(dim=1), torch.ones(2))
-    assert float(q[:, 0] @ data.energy) / 4.0 == pytest.approx(0.25, abs=0.01)
-    # an event in a bin without calibration keeps the model's split
-    q2 = bench.apply(calib, p, data, np.array([0.3]), np.array([0.9]), torch.tensor([0]))
-    assert torch.equal(q2, p)

@@ -15,6 +15,7 @@ import torch
 
 from calo.config import apply_overrides, to_dict
 from calo.errors import CheckpointError, ConfigError, DataError
+from calo.train.calibration import ShareCalibration
 from calo.train.checkpoint import read_checkpoint
 from calo.train.cli import evaluate_main, train_main
 from calo.train.config import TrainConfig
@@ -54,8 +55,17 @@ def test_training_decreases_the_loss_and_writes_the_run_folder(trained: tuple[Pa
     assert hist["val_loss"][-1] < hist["val_loss"][0]
     assert hist["train_loss"][-1] < hist["train_loss"][0]
     on_disk = json.loads((out / "metrics.json").read_text())
-    assert set(on_disk["methods"]) == {"model", "baseline"}
+    assert set(on_disk["methods"]) == {"model", "baseline", "calibrated"}
     assert on_disk["methods"]["model"]["n_events"] == on_disk["data"]["n_val"] == 16
+    # the share calibration is fitted on the 64 training events and stored in the run folder
+    cal = ShareCalibration.load(out / "share_calibration.json")
+    assert on_disk["calibration"]["fitted"] and cal.n_train + cal.n_skipped == 64
+    assert on_disk["calibration"]["bins_calibrated"] == cal.n_calibrated
+    assert set(on_disk["rms_ratio"]) == {"model", "calibrated"}
+    base_rms = on_disk["methods"]["baseline"]["response"]["rms"]
+    assert on_disk["rms_ratio"]["model"] == pytest.approx(
+        base_rms / on_disk["methods"]["model"]["response"]["rms"]
+    )
     assert 0.0 < on_disk["methods"]["model"]["loss"] < 0.25  # a 50/50 split scores 0.25
     for name in ("config.yaml", "checkpoints/last.ckpt", "checkpoints/best.ckpt",
                  "plots/loss.png", "plots/response.png", "plots/response_overlap.png",
@@ -102,11 +112,17 @@ def test_evaluate_cli_writes_metrics_and_plots(trained: tuple[Path, dict], small
     assert ev["methods"]["baseline"]["loss"] == pytest.approx(
         metrics["methods"]["baseline"]["loss"]
     )
+    # the run's share calibration is applied again, to the same numbers
+    assert ev["methods"]["calibrated"]["response"]["rms"] == pytest.approx(
+        metrics["methods"]["calibrated"]["response"]["rms"]
+    )
+    assert ev["calibration"] == str(out / "share_calibration.json")
     assert (tmp_path / "ev" / "plots" / "response.png").is_file()
     assert evaluate_main([str(out), "--data", str(small_root), "--out", str(tmp_path / "e2"),
-                          "--no-plots"]) == 0  # fmt: skip
+                          "--no-plots", "--no-calibration"]) == 0  # fmt: skip
     e2 = json.loads((tmp_path / "e2" / "metrics.json").read_text())
     assert e2["methods"]["model"]["n_events"] == 80
+    assert set(e2["methods"]) == {"model", "baseline"} and e2["calibration"] is None
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], rc: int, *words: str) -> None:
