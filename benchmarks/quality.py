@@ -108,7 +108,17 @@ def _row(model: str, metrics: dict, n_params: int, size: str = "paper") -> dict:
         "device": metrics["environment"]["cuda"]
         if metrics["environment"]["cuda"] != "none"
         else "cpu",
+        "calibrated": _summary(metrics["methods"]["calibrated"])
+        if "calibrated" in metrics["methods"]
+        else None,
     }
+
+
+def _summary(m: dict) -> dict:
+    """Loss and response statistics of one method (the share-calibrated model's row)."""
+    r, s = m["response"], m["response_shared"]
+    return {"loss": m["loss"], "response_mean": r["mean"], "response_rms": r["rms"],
+            "response_width": r["width"], "shared_rms": s["rms"], "shared_width": s["width"]}  # fmt: skip
 
 
 def _bins(m: dict, b: dict, key: str = "bins") -> dict | None:
@@ -182,6 +192,14 @@ def _table(rows: list[dict]) -> str:
             f"| {r['shared_width']:.3f} | {r['baseline_rms'] / r['response_rms']:.2f} "
             f"| {r['epochs']} | {r['seconds_per_epoch']:.0f} | {r['device']} |"
         )
+        c = r.get("calibrated")
+        if c:  # calo-train's share calibration of the same model (calo.train.calibration)
+            lines.append(
+                f"| {r['model']} + share calibration | {r['parameters']:,} | {c['loss']:.4f} "
+                f"| {c['response_mean']:.3f} | {c['response_rms']:.3f} | {c['response_width']:.3f} "
+                f"| {c['shared_rms']:.3f} | {c['shared_width']:.3f} "
+                f"| {r['baseline_rms'] / c['response_rms']:.2f} | - | - | {r['device']} |"
+            )
     return head + "\n".join(lines) + "\n"
 
 

@@ -113,6 +113,8 @@ def test_quality(quality_run: Path) -> None:
     assert sum(bins["n"]) > 0 and len(bins["model_rms"]) == len(bins["baseline_rms"])
     md = (tmp_path / "quality.md").read_text()
     assert "RMS ratio baseline/model |" in md
+    # calo-train's share calibration of the same model gets its own row
+    assert row["calibrated"]["response_rms"] > 0 and "| gravnet + share calibration |" in md
     assert "bins of the event's shower overlap" in md and "| 0.50-1.00 |" in md
 
 
