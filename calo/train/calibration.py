@@ -35,6 +35,10 @@ the better way, as the evaluation matches). A bin keeps the model's split unless
 column's fractions of an event by ``c / s`` (clipped to [0, 1]; the other column takes the
 rest), so hits keep the model's relative split and only the event's share moves.
 
+The table is learned on the training events, so it carries their energy spectrum and mixture
+of overlaps: on data generated otherwise, evaluate without it (``calo-evaluate
+--no-calibration``) or fit it on such data (``benchmarks/share_calibration.py``).
+
 Examples
 --------
 Events the model splits evenly whose smaller shower really carries a quarter of the energy:
@@ -187,7 +191,8 @@ class ShareCalibration:
         features, col = split_features(fractions, energy, batch, num_events)
         target = self.lookup(features.detach().cpu().numpy())
         s = features[:, 0].detach().cpu().numpy()
-        factor = np.where(np.isfinite(target), target / np.maximum(s, 1e-12), 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # s = 0: no energy, nothing to move
+            factor = np.where(np.isfinite(target) & (s > 0), target / s, 1.0)
         f = torch.as_tensor(factor, dtype=fractions.dtype, device=fractions.device)[batch]
         c = col[batch]
         small = (fractions.gather(1, c[:, None]).squeeze(1) * f).clamp(0.0, 1.0)

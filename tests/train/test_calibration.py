@@ -101,6 +101,8 @@ def test_features_and_application_by_hand() -> None:
     # an event outside every calibrated bin is left as it was
     nan = ShareCalibration(cal.edges, np.array([[[np.nan]]]), 1)
     torch.testing.assert_close(nan.apply(p, e, b), p)
+    # an event without energy has no share to move: its fractions stay as they are
+    torch.testing.assert_close(cal.apply(p, torch.zeros(3), b), p)
     with pytest.raises(ValueError, match=r"\[N, 2\]"):
         split_features(torch.ones(3, 3) / 3, e, b)
 
