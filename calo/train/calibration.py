@@ -170,6 +170,8 @@ class ShareCalibration:
                 f"a share calibration needs 3 edge lists and a table of their bin counts; got "
                 f"edges of {[len(e) for e in self.edges]} and a table of {self.table.shape}"
             )
+        if any(np.any(np.diff(np.asarray(e, dtype=float)) < 0) for e in self.edges):
+            raise ValueError("a share calibration's bin edges must be increasing")
         if np.any(self.table[np.isfinite(self.table)] < 0) or np.any(self.table > 0.5):
             raise ValueError("a share calibration's table must hold shares in [0, 0.5] or NaN")
 

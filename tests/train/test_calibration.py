@@ -138,6 +138,7 @@ def test_round_trip_and_bad_files(tmp_path: Path) -> None:
         "shape": ({**good, "shape": [2, 2, 2]}, "malformed"),
         "share": ({**good, "table": [0.9] * len(good["table"])}, "malformed"),
         "missing": ({k: v for k, v in good.items() if k != "edges"}, "malformed"),
+        "edges": ({**good, "edges": [e[::-1] for e in good["edges"]]}, "increasing"),
     }
     for name, (d, match) in cases.items():
         f = tmp_path / f"{name}.json"
