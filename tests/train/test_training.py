@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -318,3 +319,18 @@ def test_loss_share_weight_adds_the_share_term_to_the_training_loss_only(small_r
         assert share > 0
         assert float(module._loss(data, train=True)) == pytest.approx(float(pit.loss) + 2.5 * share)
         assert float(module._loss(data)) == pytest.approx(float(pit.loss))
+
+
+def test_evaluate_with_a_corrupt_share_calibration_says_so(trained: tuple[Path, dict],
+                                                           tmp_path: Path, capsys) -> None:  # fmt: skip
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run, ignore=shutil.ignore_patterns("plots", "evaluation*"))
+    (run / "share_calibration.json").write_text(
+        '{"format": "calo-share-calibration", "version": 1}'
+    )
+    rc = evaluate_main([str(run), "--out", str(tmp_path / "ev"), "--no-plots"])
+    _one_line_error(capsys, rc, "malformed share calibration", "share_calibration.json")
+    # without it the run evaluates the model and the baseline only
+    assert evaluate_main([str(run), "--out", str(tmp_path / "ev"), "--no-plots",
+                          "--no-calibration"]) == 0  # fmt: skip
