@@ -86,12 +86,7 @@ def _row(model: str, metrics: dict, n_params: int, size: str = "paper") -> dict:
         "model": model if size == "paper" or model == "garnet" else f"{model} ({size})",
         "size": size,
         "parameters": n_params,
-        "loss": m["loss"],
-        "response_mean": m["response"]["mean"],
-        "response_rms": m["response"]["rms"],
-        "response_width": m["response"]["width"],
-        "shared_rms": m["response_shared"]["rms"],
-        "shared_width": m["response_shared"]["width"],
+        **_summary(m),
         "baseline_loss": b["loss"],
         "baseline_mean": b["response"]["mean"],
         "baseline_rms": b["response"]["rms"],
@@ -115,7 +110,7 @@ def _row(model: str, metrics: dict, n_params: int, size: str = "paper") -> dict:
 
 
 def _summary(m: dict) -> dict:
-    """Loss and response statistics of one method (the share-calibrated model's row)."""
+    """Loss and response statistics of one method (the model, or the share-calibrated model)."""
     r, s = m["response"], m["response_shared"]
     return {"loss": m["loss"], "response_mean": r["mean"], "response_rms": r["rms"],
             "response_width": r["width"], "shared_rms": s["rms"], "shared_width": s["width"]}  # fmt: skip
@@ -171,6 +166,16 @@ def _bins_table(rows: list[dict], key: str = "bins") -> str:
     return "\n".join(out) + "\n" if out else ""
 
 
+def _method_line(name: str, r: dict, m: dict, timing: str) -> str:
+    """One table line: statistics ``m`` (keys of :func:`_summary`) of the run ``r``."""
+    return (
+        f"| {name} | {r['parameters']:,} | {m['loss']:.4f} | {m['response_mean']:.3f} "
+        f"| {m['response_rms']:.3f} | {m['response_width']:.3f} | {m['shared_rms']:.3f} "
+        f"| {m['shared_width']:.3f} | {r['baseline_rms'] / m['response_rms']:.2f} "
+        f"| {timing} | {r['device']} |"
+    )
+
+
 def _table(rows: list[dict]) -> str:
     head = (
         "| model | parameters | loss | R mean | R rms | R width | shared rms | shared width "
@@ -187,19 +192,11 @@ def _table(rows: list[dict]) -> str:
         )
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['parameters']:,} | {r['loss']:.4f} | {r['response_mean']:.3f} "
-            f"| {r['response_rms']:.3f} | {r['response_width']:.3f} | {r['shared_rms']:.3f} "
-            f"| {r['shared_width']:.3f} | {r['baseline_rms'] / r['response_rms']:.2f} "
-            f"| {r['epochs']} | {r['seconds_per_epoch']:.0f} | {r['device']} |"
+            _method_line(r["model"], r, r, f"{r['epochs']} | {r['seconds_per_epoch']:.0f}")
         )
-        c = r.get("calibrated")
-        if c:  # calo-train's share calibration of the same model (calo.train.calibration)
-            lines.append(
-                f"| {r['model']} + share calibration | {r['parameters']:,} | {c['loss']:.4f} "
-                f"| {c['response_mean']:.3f} | {c['response_rms']:.3f} | {c['response_width']:.3f} "
-                f"| {c['shared_rms']:.3f} | {c['shared_width']:.3f} "
-                f"| {r['baseline_rms'] / c['response_rms']:.2f} | - | - | {r['device']} |"
-            )
+        if r.get("calibrated"):  # calo-train's share calibration of the same model
+            name = f"{r['model']} + share calibration"
+            lines.append(_method_line(name, r, r["calibrated"], "- | -"))
     return head + "\n".join(lines) + "\n"
 
 
