@@ -125,13 +125,15 @@ def split_features(
             f"the share calibration needs [N, 2] fractions, got {tuple(fractions.shape)}"
         )
     every = torch.ones_like(energy).unsqueeze(1)  # every hit counts: no truth at inference
-    args = (every, energy, batch, num_events)
-    share = event_energy_shares(fractions, *args)
+    sharp = (fractions[:, 0] - fractions[:, 1]).abs().unsqueeze(1)
+    # one pass: the two columns' shares and the sharpness, all energy-weighted means per event
+    means = event_energy_shares(torch.cat([fractions, sharp], dim=1), every, energy, batch,
+                                num_events)  # fmt: skip
+    share, h = means[:, :2], means[:, 2]
     col = share.argmin(dim=1)
     s = share.gather(1, col[:, None]).squeeze(1)
-    h = event_energy_shares((fractions[:, 0] - fractions[:, 1]).abs().unsqueeze(1), *args)
     e = scatter(energy.clamp(min=0), batch, dim=0, dim_size=share.shape[0])
-    return torch.stack([s, h.squeeze(1), e], dim=1), col
+    return torch.stack([s, h, e], dim=1), col
 
 
 def _bin(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
