@@ -103,14 +103,15 @@ def _row(model: str, metrics: dict, n_params: int, size: str = "paper") -> dict:
         "device": metrics["environment"]["cuda"]
         if metrics["environment"]["cuda"] != "none"
         else "cpu",
-        "calibrated": _summary(metrics["methods"]["calibrated"])
-        if "calibrated" in metrics["methods"]
-        else None,
+        **{
+            name: _summary(metrics["methods"][name]) if name in metrics["methods"] else None
+            for name in ("refined", "calibrated")
+        },
     }
 
 
 def _summary(m: dict) -> dict:
-    """Loss and response statistics of one method (the model, or the share-calibrated model)."""
+    """Loss and response statistics of one method (the model, refined or calibrated)."""
     r, s = m["response"], m["response_shared"]
     return {"loss": m["loss"], "response_mean": r["mean"], "response_rms": r["rms"],
             "response_width": r["width"], "shared_rms": s["rms"], "shared_width": s["width"]}  # fmt: skip
@@ -194,9 +195,14 @@ def _table(rows: list[dict]) -> str:
         lines.append(
             _method_line(r["model"], r, r, f"{r['epochs']} | {r['seconds_per_epoch']:.0f}")
         )
-        if r.get("calibrated"):  # calo-train's share calibration of the same model
-            name = f"{r['model']} + share calibration"
-            lines.append(_method_line(name, r, r["calibrated"], "- | -"))
+        # calo-train's post-processing of the same model: the profile refinement alone, then
+        # the share calibration after it (after the model itself for runs without refinement)
+        labels = {"refined": "profile refinement", "calibrated": "share calibration"}
+        if r.get("refined"):
+            labels["calibrated"] = "refinement + share calibration"
+        for key, label in labels.items():
+            if r.get(key):
+                lines.append(_method_line(f"{r['model']} + {label}", r, r[key], "- | -"))
     return head + "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,9 @@ Usage::
     python benchmarks/share_calibration.py RUN_OR_CHECKPOINT [--out DIR] [--set KEY=VALUE ...]
 
 where ``KEY`` is a field of :class:`calo.train.config.CalibrationConfig` (``energy_bins=1``
-reproduces a table without the event energy).
+reproduces a table without the event energy, ``refine_iterations=0`` the calibration without
+the profile refinement). The methods: ``model``, ``refined`` (the model after the profile
+refinement alone) and ``calibrated`` (refinement and share calibration).
 """
 
 from __future__ import annotations
@@ -52,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     dm = CaloDataModule(cfg.data, normalization=norm)
     dm.setup("fit")
     start = time.perf_counter()
-    calib = fit_share_calibration(*model_split_features(model, dm.train_set.data, 128), ccfg)
+    split = model_split_features(model, dm.train_set.data, 128, "cpu", ccfg.refine_iterations,
+                                 cfg.baseline)  # fmt: skip
+    calib = fit_share_calibration(*split, ccfg, cfg.baseline)
     fit_seconds = time.perf_counter() - start
     result = evaluate(model, dm.val_set.data, cfg.baseline, 128, cfg.shared_threshold,
                       calibration=calib)  # fmt: skip
@@ -84,11 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     (a.out / "share_calibration.json").write_text(json.dumps(res, indent=2))
     calib.save(a.out / "share_calibration_table.json")
     md = [
-        "# Share calibration of indistinguishable showers (fitted on the training events)",
+        "# Profile refinement and share calibration (fitted on the training events)",
         "",
         f"{res['date']}; {res['model']} checkpoint {ckpt}; fitted on {res['n_train']} training "
         f"events ({res['bins_calibrated']} of {'x'.join(map(str, res['bins']))} bins "
-        f"(share x sharpness x energy) calibrated), evaluated on "
+        f"(share x sharpness x energy) calibrated, after {ccfg.refine_iterations} iterations "
+        f"of the profile refinement), evaluated on "
         f"{res['n_test']} validation events. RMS per overlap bin: 0-0.01-0.05-0.2-0.5-1.",
         "",
         "| method | loss | R mean | R rms | R width | shared rms | rms ratio baseline/method "

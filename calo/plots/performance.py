@@ -35,7 +35,12 @@ __all__ = [
     "save_performance_plots",
 ]
 
-_STYLE = {"model": ("C0", "o"), "baseline": ("C1", "s")}
+_STYLE = {
+    "model": ("C0", "o"),
+    "baseline": ("C1", "s"),
+    "refined": ("C3", "v"),
+    "calibrated": ("C2", "^"),
+}
 
 
 def _save(plt: Any, fig: Any, path: str | Path, dpi: int = 110, layout: bool = True) -> Path:

@@ -35,6 +35,16 @@ the better way, as the evaluation matches). A bin keeps the model's split unless
 column's fractions of an event by ``c / s`` (clipped to [0, 1]; the other column takes the
 rest), so hits keep the model's relative split and only the event's share moves.
 
+**Profile refinement first** (``calibration.refine_iterations``, default 2). Before the
+features are taken, the model's fractions go through
+:func:`calo.train.baseline.refine_fractions`: the baseline's transverse shower profile, with
+each shower's axis and amplitude fitted to the model's split instead of grown from seeds,
+re-shares the hits (expectation-maximisation steps). Where the showers are apart this
+removes what a network gets wrong at the hit level (a small shower next to a large one that
+the network cuts in two) and sharpens the core of the response; where they overlap it keeps
+the model's event split, which the table then corrects. The table is fitted on the refined
+fractions and applied to them, with the same profile settings (stored in the file).
+
 The table is learned on the training events, so it carries their energy spectrum and mixture
 of overlaps: on data generated otherwise, evaluate without it (``calo-evaluate
 --no-calibration``) or fit it on such data (``benchmarks/share_calibration.py``).
@@ -70,6 +80,7 @@ from torch_geometric.loader import DataLoader
 from torch_geometric.utils import scatter
 
 from calo.errors import DataError
+from calo.train.baseline import BaselineConfig, profile_refine
 from calo.train.config import CalibrationConfig
 from calo.train.losses import event_energy_shares
 
@@ -83,7 +94,9 @@ __all__ = [
 ]
 
 FORMAT = "calo-share-calibration"
-VERSION = 1
+VERSION = 2
+#: versions this calo reads (version 1 files have no profile refinement)
+READABLE_VERSIONS = (1, 2)
 #: candidate shares of the smaller shower
 GRID = np.linspace(0.05, 0.5, 46)
 #: training events per energy bin when ``energy_bins`` is 0 (auto), and its largest value
@@ -144,7 +157,9 @@ def _bin(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
 class ShareCalibration:
     """A fitted share calibration: bin edges of ``s``, ``h`` and ``E`` and the table of shares
     (NaN: keep the model's split), as :func:`fit_share_calibration` returns it, with the
-    number of training events it was fitted on and of those left out (no signal, NaN).
+    number of training events it was fitted on and of those left out (no signal, NaN), and
+    the profile refinement applied before it (``refine_iterations`` steps with the profile's
+    ``radius`` and ``slope_damping``, :class:`~calo.train.baseline.BaselineConfig`; 0: none).
 
     Examples
     --------
@@ -163,6 +178,9 @@ class ShareCalibration:
     table: np.ndarray
     n_train: int
     n_skipped: int = 0
+    refine_iterations: int = 0
+    radius: float = 1.0
+    slope_damping: float = 25.0
 
     def __post_init__(self) -> None:
         self.table = np.asarray(self.table, dtype=float)
@@ -176,6 +194,17 @@ class ShareCalibration:
             raise ValueError("a share calibration's bin edges must be increasing")
         if np.any(self.table[np.isfinite(self.table)] < 0) or np.any(self.table > 0.5):
             raise ValueError("a share calibration's table must hold shares in [0, 0.5] or NaN")
+        if self.refine_iterations < 0 or not self.radius > 0 or not self.slope_damping >= 0:
+            raise ValueError(
+                "a share calibration's refinement needs iterations >= 0, radius > 0 and "
+                f"slope_damping >= 0; got {self.refine_iterations}, {self.radius}, "
+                f"{self.slope_damping}"
+            )
+
+    @property
+    def profile(self) -> BaselineConfig:
+        """The shower profile of the refinement."""
+        return BaselineConfig(radius=self.radius, slope_damping=self.slope_damping)
 
     @property
     def n_calibrated(self) -> int:
@@ -188,10 +217,33 @@ class ShareCalibration:
         idx = tuple(_bin(f[:, j], np.asarray(self.edges[j])) for j in range(3))
         return self.table[idx]
 
+    def refine(
+        self, fractions: Tensor, pos: Tensor | None, energy: Tensor, batch: Tensor
+    ) -> Tensor:
+        """The profile refinement of ``fractions [N, 2]`` (unchanged without one)."""
+        if not self.refine_iterations:
+            return fractions
+        if pos is None:
+            raise ValueError("this share calibration refines with the profile: it needs pos")
+        return profile_refine(fractions, pos, energy, batch, self.profile, self.refine_iterations)
+
     def apply(
+        self,
+        fractions: Tensor,
+        energy: Tensor,
+        batch: Tensor,
+        num_events: int | None = None,
+        pos: Tensor | None = None,
+    ) -> Tensor:
+        """Calibrated fractions ``[N, 2]``: the profile refinement (which needs the hit
+        positions ``pos [N, 3]``), then each event's smaller column scaled to its share."""
+        return self.scale_shares(self.refine(fractions, pos, energy, batch), energy, batch,
+                                 num_events)  # fmt: skip
+
+    def scale_shares(
         self, fractions: Tensor, energy: Tensor, batch: Tensor, num_events: int | None = None
     ) -> Tensor:
-        """Calibrated fractions ``[N, 2]``: each event's smaller column scaled to its share."""
+        """The table's step alone: each event's smaller column scaled to its share."""
         features, col = split_features(fractions, energy, batch, num_events)
         target = self.lookup(features.detach().cpu().numpy())
         s = features[:, 0].detach().cpu().numpy()
@@ -216,6 +268,11 @@ class ShareCalibration:
             "n_train": self.n_train,
             "n_skipped": self.n_skipped,
             "bins_calibrated": self.n_calibrated,
+            "refine": {
+                "iterations": self.refine_iterations,
+                "radius": self.radius,
+                "slope_damping": self.slope_damping,
+            },
         }
 
     @classmethod
@@ -223,18 +280,23 @@ class ShareCalibration:
         """Inverse of :meth:`to_dict`; a :class:`~calo.errors.DataError` for anything else."""
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise DataError("not a calo share calibration (format key missing)", file=file)
-        if d.get("version") != VERSION:
+        if d.get("version") not in READABLE_VERSIONS:
             raise DataError(
-                f"share calibration version {d.get('version')!r}, this calo reads {VERSION}",
+                f"share calibration version {d.get('version')!r}, this calo reads "
+                f"{' and '.join(map(str, READABLE_VERSIONS))}",
                 file=file,
             )
         try:
             table = np.array([np.nan if v is None else v for v in d["table"]], dtype=float)
+            refine = d["refine"] if d["version"] >= 2 else {"iterations": 0}
             return cls(
                 [list(map(float, e)) for e in d["edges"]],
                 table.reshape([int(n) for n in d["shape"]]),
                 int(d["n_train"]),
                 int(d.get("n_skipped", 0)),
+                int(refine["iterations"]),
+                float(refine.get("radius", 1.0)),
+                float(refine.get("slope_damping", 25.0)),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"malformed share calibration: {e}", file=file) from None
@@ -260,14 +322,21 @@ class ShareCalibration:
 
 
 def fit_share_calibration(
-    features: np.ndarray, true_share: np.ndarray, config: CalibrationConfig | None = None
+    features: np.ndarray,
+    true_share: np.ndarray,
+    config: CalibrationConfig | None = None,
+    profile: BaselineConfig | None = None,
 ) -> ShareCalibration:
     """Fit the table on training events' ``features [B, 3]`` and true smaller shares ``[B]``.
 
-    Events without signal or with non-finite features are left out of the fit and counted in
+    The features must come from the model's fractions after ``config.refine_iterations``
+    steps of the profile refinement with ``profile`` (:func:`model_split_features` with the
+    same settings), which the returned calibration records and repeats. Events without
+    signal or with non-finite features are left out of the fit and counted in
     :attr:`ShareCalibration.n_skipped`.
     """
     cfg = config or CalibrationConfig()
+    prof = profile or BaselineConfig()
     f = np.asarray(features, dtype=float)
     ts = np.asarray(true_share, dtype=float)
     if f.ndim != 2 or f.shape[1] != 3 or ts.shape != (len(f),):
@@ -294,7 +363,13 @@ def fit_share_calibration(
         if costs[j] < (1.0 - cfg.min_gain) * own:
             table[b] = GRID[j]
     return ShareCalibration(
-        [list(map(float, e)) for e in edges], table.reshape(shape), len(f), int((~ok).sum())
+        [list(map(float, e)) for e in edges],
+        table.reshape(shape),
+        len(f),
+        int((~ok).sum()),
+        cfg.refine_iterations,
+        prof.radius,
+        prof.slope_damping,
     )
 
 
@@ -304,9 +379,12 @@ def model_split_features(
     events: Sequence[Data] | Iterable[Data],
     batch_size: int = 64,
     device: str | torch.device = "cpu",
+    refine_iterations: int = 0,
+    profile: BaselineConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``model`` over two-shower events: ``features [B, 3]`` and the true smaller share
-    ``[B]`` of each event's signal energy (NaN where the event has no truth ``y``)."""
+    """Run ``model`` over two-shower events: ``features [B, 3]`` of its fractions after
+    ``refine_iterations`` steps of the profile refinement with ``profile``, and the true
+    smaller share ``[B]`` of each event's signal energy."""
     model = model.to(device).eval()
     feats, shares = [], []
     for data in DataLoader(list(events), batch_size=batch_size, shuffle=False):
@@ -314,6 +392,8 @@ def model_split_features(
             raise DataError("the share calibration needs events with two truth showers")
         p = model(data.to(device)).cpu()
         data = data.cpu()
+        if refine_iterations:
+            p = profile_refine(p, data.pos, data.energy, data.batch, profile, refine_iterations)
         f, _ = split_features(p, data.energy, data.batch, data.num_graphs)
         t = event_energy_shares(data.y, data.y, data.energy, data.batch, data.num_graphs)
         feats.append(f.numpy())

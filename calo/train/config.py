@@ -288,6 +288,11 @@ class CalibrationConfig:
     min_gain:
         Relative gain in the squared response error a bin's share must bring over the model's
         own split to replace it.
+    refine_iterations:
+        Iterations of the profile refinement before the share calibration
+        (:func:`calo.train.baseline.refine_fractions`: the baseline's shower profile, with
+        the axes and amplitudes taken from the model's split instead of from seeds; its
+        ``baseline.radius`` and ``baseline.slope_damping``); 0 leaves it out.
 
     Examples
     --------
@@ -305,8 +310,13 @@ class CalibrationConfig:
     energy_bins: int = 0
     min_events: int = 20
     min_gain: float = 0.05
+    refine_iterations: int = 2
 
     def __post_init__(self) -> None:
+        if self.refine_iterations < 0:
+            raise ConfigError(
+                f"calibration.refine_iterations must be >= 0, got {self.refine_iterations}"
+            )
         for key in ("share_bins", "sharpness_bins", "min_events"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"calibration.{key} must be >= 1, got {getattr(self, key)}")

@@ -112,12 +112,13 @@ def evaluate(
         truth) under ``"examples"``, for event displays.
     calibration:
         Also evaluate the model's fractions after this share calibration
-        (:mod:`calo.train.calibration`) as the method ``"calibrated"``.
+        (:mod:`calo.train.calibration`) as the method ``"calibrated"``, and after its
+        profile refinement alone (where it has one) as ``"refined"``.
 
     Returns
     -------
     dict
-        ``{"methods": {"model": summary, "baseline": summary[, "calibrated": summary]},
+        ``{"methods": {"model": ..., "baseline": ...[, "refined": ..., "calibrated": ...]},
         "examples": [...]}``; each
         summary as :meth:`~calo.train.metrics.ResponseAccumulator.summary`.
 
@@ -144,6 +145,8 @@ def evaluate(
     if model is not None:
         accs["model"] = ResponseAccumulator(shared_threshold)
         if calibration is not None:
+            if calibration.refine_iterations:
+                accs["refined"] = ResponseAccumulator(shared_threshold)
             accs["calibrated"] = ResponseAccumulator(shared_threshold)
         model = model.to(device).eval()
     examples: list[dict[str, Any]] = []
@@ -154,8 +157,11 @@ def evaluate(
             preds["model"] = model(data.to(device)).cpu()
             data = data.cpu()
             if calibration is not None:
-                preds["calibrated"] = calibration.apply(
-                    preds["model"], data.energy, data.batch, data.num_graphs
+                refined = calibration.refine(preds["model"], data.pos, data.energy, data.batch)
+                if calibration.refine_iterations:
+                    preds["refined"] = refined
+                preds["calibrated"] = calibration.scale_shares(
+                    refined, data.energy, data.batch, data.num_graphs
                 )
         aligned = {
             name: accs[name].update(

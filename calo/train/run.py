@@ -156,7 +156,7 @@ def write_results(
         **(extra or {}),
     }
     methods = result["methods"]
-    for name in ("model", "calibrated"):
+    for name in ("model", "refined", "calibrated"):
         if name in methods:
             metrics[f"{name}_beats_baseline"] = compare(methods, name)
     base_rms = methods.get("baseline", {}).get("response", {}).get("rms")
@@ -327,8 +327,11 @@ def _fit_calibration(
         print(f"calo-train: share calibration skipped: {reason}")
         return None, {"fitted": False, "reason": reason}
     start = time.perf_counter()
-    features, true_share = model_split_features(model, events, config.data.batch_size, device)
-    cal = fit_share_calibration(features, true_share, config.calibration)
+    features, true_share = model_split_features(
+        model, events, config.data.batch_size, device, config.calibration.refine_iterations,
+        config.baseline,
+    )  # fmt: skip
+    cal = fit_share_calibration(features, true_share, config.calibration, config.baseline)
     path = cal.save(out / CALIBRATION_FILE)
     if cal.n_skipped:
         print(f"calo-train: share calibration left out {cal.n_skipped} training events "
@@ -340,13 +343,14 @@ def _fit_calibration(
         "n_skipped": cal.n_skipped,
         "bins": list(cal.table.shape),
         "bins_calibrated": cal.n_calibrated,
+        "refine_iterations": cal.refine_iterations,
         "seconds": time.perf_counter() - start,
     }
     return cal, info
 
 
 def _print_verdict(metrics: dict[str, Any]) -> None:
-    for name in ("model", "calibrated"):
+    for name in ("model", "refined", "calibrated"):
         if f"{name}_beats_baseline" in metrics:
             ratio = metrics["rms_ratio"][name]
             print(

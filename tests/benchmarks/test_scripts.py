@@ -113,8 +113,10 @@ def test_quality(quality_run: Path) -> None:
     assert sum(bins["n"]) > 0 and len(bins["model_rms"]) == len(bins["baseline_rms"])
     md = (tmp_path / "quality.md").read_text()
     assert "RMS ratio baseline/model |" in md
-    # calo-train's share calibration of the same model gets its own row
-    assert row["calibrated"]["response_rms"] > 0 and "| gravnet + share calibration |" in md
+    # calo-train's profile refinement and share calibration of the same model get their rows
+    assert row["calibrated"]["response_rms"] > 0 and row["refined"]["response_rms"] > 0
+    assert "| gravnet + profile refinement |" in md
+    assert "| gravnet + refinement + share calibration |" in md
     assert "bins of the event's shower overlap" in md and "| 0.50-1.00 |" in md
 
 
@@ -142,5 +144,6 @@ def test_share_calibration(quality_run: Path, tmp_path: Path) -> None:
     assert bench.main([str(run), "--out", str(tmp_path)]) == 0
     res = _outputs(tmp_path, "share_calibration")
     assert res["n_train"] == 240 and res["n_test"] == 60
-    assert set(res["methods"]) == {"baseline", "model", "calibrated"}
+    assert set(res["methods"]) == {"baseline", "model", "refined", "calibrated"}
+    assert res["settings"]["refine_iterations"] == 2
     assert all(np.isfinite(m["response"]["rms"]) for m in res["methods"].values())

@@ -11,6 +11,7 @@ import torch
 from torch_geometric.data import Data
 
 from calo.errors import ConfigError, DataError
+from calo.train.baseline import BaselineConfig, profile_refine
 from calo.train.calibration import (
     GRID,
     ShareCalibration,
@@ -183,8 +184,71 @@ def test_calo_train_skips_the_calibration_for_other_than_two_showers(tmp_path: P
         ({"energy_bins": -1}, "energy_bins must be >= 0"),
         ({"min_gain": 1.0}, r"min_gain must be in \[0, 1\)"),
         ({"min_events": 0}, "min_events must be >= 1"),
+        ({"refine_iterations": -1}, "refine_iterations must be >= 0"),
     ],
 )
 def test_bad_calibration_settings(override: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         CalibrationConfig(**override)
+
+
+def _separated_event() -> Data:
+    """Two showers 6 cm apart (4 hits each) and a network split that is off on two hits."""
+    pos = torch.tensor([[0.0, 0, 1], [0.5, 0, 2], [0, 0.5, 3], [-0.5, 0, 2],
+                        [6.0, 0, 1], [6.5, 0, 2], [6, 0.5, 3], [5.5, 0, 2]])  # fmt: skip
+    y = torch.tensor([[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 4)
+    return Data(x=torch.zeros(8, 1), pos=pos, energy=torch.tensor([8.0, 2, 1, 1, 4, 1, 1, 1]), y=y)
+
+
+class _Off(torch.nn.Module):
+    def forward(self, data: Data) -> torch.Tensor:
+        p = data.y.clone()
+        p[3], p[7] = torch.tensor([0.3, 0.7]), torch.tensor([0.6, 0.4])
+        return p
+
+
+def test_calibration_with_refinement_refines_first_and_records_it(tmp_path: Path) -> None:
+    ev = _separated_event()
+    batch = torch.zeros(8, dtype=torch.long)
+    p = _Off()(ev)
+    prof = BaselineConfig(radius=0.8)
+    f, ts = model_split_features(_Off(), [ev] * 30, refine_iterations=2, profile=prof)
+    refined = profile_refine(p, ev.pos, ev.energy, batch, prof, 2)
+    assert float((refined - ev.y).abs().max()) < 0.05  # the profile repairs the two hits
+    np.testing.assert_allclose(f[0], split_features(refined, ev.energy, batch)[0][0].numpy(),
+                               rtol=1e-6)  # fmt: skip
+    cal = fit_share_calibration(f, ts, CalibrationConfig(energy_bins=1, refine_iterations=2), prof)
+    assert (cal.refine_iterations, cal.radius) == (2, 0.8)
+    torch.testing.assert_close(cal.refine(p, ev.pos, ev.energy, batch), refined)
+    torch.testing.assert_close(
+        cal.apply(p, ev.energy, batch, pos=ev.pos), cal.scale_shares(refined, ev.energy, batch)
+    )
+    with pytest.raises(ValueError, match="needs pos"):
+        cal.apply(p, ev.energy, batch)
+    back = ShareCalibration.load(cal.save(tmp_path / "c.json"))
+    assert (back.refine_iterations, back.radius, back.slope_damping) == (2, 0.8, 25.0)
+    # without refinement, refine() is the identity and needs no positions
+    plain = fit_share_calibration(f, ts, CalibrationConfig(energy_bins=1, refine_iterations=0))
+    assert plain.refine(p, None, ev.energy, batch) is p
+
+
+def test_version_1_files_read_without_refinement_and_bad_refinement_settings(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(5)
+    cal = fit_share_calibration(_even_split_events(100, rng, (20, 40)), np.full(100, 0.25),
+                                CalibrationConfig(energy_bins=1))  # fmt: skip
+    d = cal.to_dict()
+    assert d["version"] == 2 and d["refine"]["iterations"] == 2
+    old = {k: v for k, v in d.items() if k != "refine"} | {"version": 1}
+    (tmp_path / "v1.json").write_text(json.dumps(old))
+    v1 = ShareCalibration.load(tmp_path / "v1.json")
+    assert v1.refine_iterations == 0
+    np.testing.assert_array_equal(v1.table, cal.table)
+    for name, refine in {"radius": {"iterations": 1, "radius": 0.0},
+                         "iterations": {"iterations": -2}, "missing": None}.items():  # fmt: skip
+        f = tmp_path / f"{name}.json"
+        f.write_text(json.dumps({**d, "refine": refine}))
+        with pytest.raises(DataError, match="malformed") as info:
+            ShareCalibration.load(f)
+        assert str(f) in str(info.value), name

@@ -56,13 +56,14 @@ def test_training_decreases_the_loss_and_writes_the_run_folder(trained: tuple[Pa
     assert hist["val_loss"][-1] < hist["val_loss"][0]
     assert hist["train_loss"][-1] < hist["train_loss"][0]
     on_disk = json.loads((out / "metrics.json").read_text())
-    assert set(on_disk["methods"]) == {"model", "baseline", "calibrated"}
+    assert set(on_disk["methods"]) == {"model", "baseline", "refined", "calibrated"}
     assert on_disk["methods"]["model"]["n_events"] == on_disk["data"]["n_val"] == 16
     # the share calibration is fitted on the 64 training events and stored in the run folder
     cal = ShareCalibration.load(out / "share_calibration.json")
     assert on_disk["calibration"]["fitted"] and cal.n_train + cal.n_skipped == 64
     assert on_disk["calibration"]["bins_calibrated"] == cal.n_calibrated
-    assert set(on_disk["rms_ratio"]) == {"model", "calibrated"}
+    assert set(on_disk["rms_ratio"]) == {"model", "refined", "calibrated"}
+    assert cal.refine_iterations == on_disk["calibration"]["refine_iterations"] == 2
     base_rms = on_disk["methods"]["baseline"]["response"]["rms"]
     assert on_disk["rms_ratio"]["model"] == pytest.approx(
         base_rms / on_disk["methods"]["model"]["response"]["rms"]
@@ -113,10 +114,12 @@ def test_evaluate_cli_writes_metrics_and_plots(trained: tuple[Path, dict], small
     assert ev["methods"]["baseline"]["loss"] == pytest.approx(
         metrics["methods"]["baseline"]["loss"]
     )
-    # the run's share calibration is applied again, to the same numbers
-    assert ev["methods"]["calibrated"]["response"]["rms"] == pytest.approx(
-        metrics["methods"]["calibrated"]["response"]["rms"]
-    )
+    # the run's share calibration (and its profile refinement) is applied again, to the same
+    # numbers
+    for name in ("refined", "calibrated"):
+        assert ev["methods"][name]["response"]["rms"] == pytest.approx(
+            metrics["methods"][name]["response"]["rms"]
+        )
     assert ev["calibration"] == str(out / "share_calibration.json")
     assert (tmp_path / "ev" / "plots" / "response.png").is_file()
     assert evaluate_main([str(out), "--data", str(small_root), "--out", str(tmp_path / "e2"),
