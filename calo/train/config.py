@@ -289,10 +289,10 @@ class CalibrationConfig:
         Relative gain in the squared response error a bin's share must bring over the model's
         own split to replace it.
     refine_iterations:
-        Iterations of the profile refinement before the share calibration
-        (:func:`calo.train.baseline.refine_fractions`: the baseline's shower profile, with
-        the axes and amplitudes taken from the model's split instead of from seeds; its
-        ``baseline.radius`` and ``baseline.slope_damping``); 0 leaves it out.
+        Iterations of the profile refinement before the share calibration, reported as the
+        method ``"refined"`` (calo.train.baseline.refine_fractions: the baseline's shower
+        profile with the axes and amplitudes fitted to the model's split instead of grown
+        from seeds, with ``baseline.radius`` and ``baseline.slope_damping``); 0 leaves it out.
 
     Examples
     --------
