@@ -96,7 +96,8 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-calibration",
         action="store_true",
-        help="do not evaluate the run's share calibration (share_calibration.json) next to the model",
+        help="do not evaluate the run's profile refinement and share calibration "
+        "(share_calibration.json) next to the model",
     )
     return p
 

@@ -7,8 +7,8 @@ events and writes the run folder::
     OUT/config.yaml            resolved configuration
     OUT/checkpoints/last.ckpt  latest state (for --resume); best.ckpt lowest validation loss
     OUT/logs/                  Lightning's CSV log
-    OUT/share_calibration.json share calibration fitted on the training events (two showers)
-    OUT/metrics.json           model, calibrated model and baseline metrics, loss history, timing
+    OUT/share_calibration.json profile refinement and share calibration (two showers)
+    OUT/metrics.json           model, refined, calibrated and baseline metrics, history, timing
     OUT/plots/*.png            loss curves, response vs energy, event displays
 
 :func:`evaluate_run` re-evaluates a run folder or checkpoint, optionally on other files.
@@ -371,7 +371,8 @@ def evaluate_run(
     Without ``files`` the run's own validation events are used (same data configuration and
     split); with ``files`` all their events, normalised with the checkpoint's normalisation.
     ``out`` defaults to ``<run>/evaluation``. With ``calibrate`` and a
-    ``share_calibration.json`` in the run folder, the calibrated model is evaluated too.
+    ``share_calibration.json`` in the run folder, the refined and the calibrated model are
+    evaluated too.
 
     Examples
     --------
