@@ -54,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     dm = CaloDataModule(cfg.data, normalization=norm)
     dm.setup("fit")
     start = time.perf_counter()
-    split = model_split_features(model, dm.train_set.data, 128, "cpu", ccfg.refine_iterations,
-                                 cfg.baseline)  # fmt: skip
+    split = model_split_features(model, dm.train_set.data, 128, "cpu", ccfg, cfg.baseline)
     calib = fit_share_calibration(*split, ccfg, cfg.baseline)
     fit_seconds = time.perf_counter() - start
     result = evaluate(model, dm.val_set.data, cfg.baseline, 128, cfg.shared_threshold,

@@ -230,7 +230,9 @@ def refine_fractions(
 
     The sharing of the baseline with the network's split in place of the seeds: each
     shower's amplitude and axis come from the given fractions (step 4), the hits are then
-    shared by the profile (step 3), ``iterations`` times. Columns without energy stay zero.
+    shared by the profile (step 3), ``iterations`` times, among the columns that carry
+    energy; the other columns are set to zero. With fewer than two columns carrying energy
+    there is nothing to share and the fractions come back unchanged.
 
     Examples
     --------
@@ -283,20 +285,26 @@ def profile_refine(
     iterations: int = 1,
 ) -> Tensor:
     """:func:`refine_fractions` for every event of a batch: ``[N, K]`` fractions, hit
-    positions ``[N, 3]``, energies ``[N]`` and the sorted event index ``[N]``.
+    positions ``[N, 3]``, energies ``[N]`` and the sorted event index ``[N]``. The result has
+    the dtype and device of ``fractions`` and no gradient (a post-processing step, in numpy).
 
     Examples
     --------
     >>> pos = torch.tensor([[0.0, 0, 0], [10, 0, 0], [0, 0, 0], [10, 0, 0]])
     >>> p = torch.tensor([[0.7, 0.3], [0.4, 0.6], [0.5, 0.5], [0.5, 0.5]])
     >>> q = profile_refine(p, pos, torch.ones(4), torch.tensor([0, 0, 1, 1]), iterations=3)
-    >>> q[:2].round(decimals=2).tolist(), q[2:].tolist()  # an even split has no axes to fit
+    >>> q[:2].round(decimals=2).tolist(), q[2:].tolist()  # an even split stays even
     ([[1.0, 0.0], [0.0, 1.0]], [[0.5, 0.5], [0.5, 0.5]])
     """
     p = fractions.detach().cpu().double().numpy()
     x = pos.detach().cpu().double().numpy()
     e = energy.detach().cpu().double().numpy()
     b = np.zeros(x.shape[0], dtype=np.int64) if batch is None else batch.cpu().numpy()
+    if not (p.shape[0] == x.shape[0] == e.shape[0] == b.shape[0]) or x.shape[1:] != (3,):
+        raise ValueError(
+            f"profile_refine needs fractions [N, K], pos [N, 3], energy [N] and batch [N]; got "
+            f"{p.shape}, {x.shape}, {e.shape} and {b.shape}"
+        )
     out = p.copy()
     for s, t in _event_slices(b) if x.shape[0] else []:
         out[s:t] = refine_fractions(x[s:t], e[s:t], p[s:t], config, iterations)

@@ -220,7 +220,7 @@ class ShareCalibration:
     def refine(
         self, fractions: Tensor, pos: Tensor | None, energy: Tensor, batch: Tensor
     ) -> Tensor:
-        """The profile refinement of ``fractions [N, 2]`` (unchanged without one)."""
+        """The profile refinement of ``fractions [N, K]`` (unchanged without one)."""
         if not self.refine_iterations:
             return fractions
         if pos is None:
@@ -280,7 +280,8 @@ class ShareCalibration:
         """Inverse of :meth:`to_dict`; a :class:`~calo.errors.DataError` for anything else."""
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise DataError("not a calo share calibration (format key missing)", file=file)
-        if d.get("version") not in READABLE_VERSIONS:
+        version = d.get("version")
+        if type(version) is not int or version not in READABLE_VERSIONS:
             raise DataError(
                 f"share calibration version {d.get('version')!r}, this calo reads "
                 f"{' and '.join(map(str, READABLE_VERSIONS))}",
@@ -288,17 +289,20 @@ class ShareCalibration:
             )
         try:
             table = np.array([np.nan if v is None else v for v in d["table"]], dtype=float)
-            refine = d["refine"] if d["version"] >= 2 else {"iterations": 0}
+            refine = d["refine"] if version >= 2 else {"iterations": 0}
+            counts = [d["n_train"], d.get("n_skipped", 0), refine["iterations"], *d["shape"]]
+            if any(type(v) is not int for v in counts):
+                raise ValueError(f"counts must be integers, got {counts}")
             return cls(
                 [list(map(float, e)) for e in d["edges"]],
-                table.reshape([int(n) for n in d["shape"]]),
-                int(d["n_train"]),
-                int(d.get("n_skipped", 0)),
-                int(refine["iterations"]),
+                table.reshape(d["shape"]),
+                d["n_train"],
+                d.get("n_skipped", 0),
+                refine["iterations"],
                 float(refine.get("radius", 1.0)),
                 float(refine.get("slope_damping", 25.0)),
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise DataError(f"malformed share calibration: {e}", file=file) from None
 
     def save(self, path: str | Path) -> Path:
@@ -331,7 +335,7 @@ def fit_share_calibration(
 
     The features must come from the model's fractions after ``config.refine_iterations``
     steps of the profile refinement with ``profile`` (:func:`model_split_features` with the
-    same settings), which the returned calibration records and repeats. Events without
+    same ``config`` and ``profile``), which the returned calibration records and repeats. Events without
     signal or with non-finite features are left out of the fit and counted in
     :attr:`ShareCalibration.n_skipped`.
     """
@@ -379,12 +383,14 @@ def model_split_features(
     events: Sequence[Data] | Iterable[Data],
     batch_size: int = 64,
     device: str | torch.device = "cpu",
-    refine_iterations: int = 0,
+    config: CalibrationConfig | None = None,
     profile: BaselineConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run ``model`` over two-shower events: ``features [B, 3]`` of its fractions after
-    ``refine_iterations`` steps of the profile refinement with ``profile``, and the true
-    smaller share ``[B]`` of each event's signal energy."""
+    ``config.refine_iterations`` steps of the profile refinement with ``profile`` (the same
+    defaults as :func:`fit_share_calibration`, so that the fit records what was done), and the
+    true smaller share ``[B]`` of each event's signal energy (NaN where it has no signal)."""
+    iterations = (config or CalibrationConfig()).refine_iterations
     model = model.to(device).eval()
     feats, shares = [], []
     for data in DataLoader(list(events), batch_size=batch_size, shuffle=False):
@@ -392,8 +398,13 @@ def model_split_features(
             raise DataError("the share calibration needs events with two truth showers")
         p = model(data.to(device)).cpu()
         data = data.cpu()
-        if refine_iterations:
-            p = profile_refine(p, data.pos, data.energy, data.batch, profile, refine_iterations)
+        if iterations:
+            if getattr(data, "pos", None) is None:
+                raise DataError(
+                    "the profile refinement needs the hits' positions (pos); set "
+                    "calibration.refine_iterations=0 for events without them"
+                )
+            p = profile_refine(p, data.pos, data.energy, data.batch, profile, iterations)
         f, _ = split_features(p, data.energy, data.batch, data.num_graphs)
         t = event_energy_shares(data.y, data.y, data.energy, data.batch, data.num_graphs)
         feats.append(f.numpy())

@@ -328,9 +328,8 @@ def _fit_calibration(
         return None, {"fitted": False, "reason": reason}
     start = time.perf_counter()
     features, true_share = model_split_features(
-        model, events, config.data.batch_size, device, config.calibration.refine_iterations,
-        config.baseline,
-    )  # fmt: skip
+        model, events, config.data.batch_size, device, config.calibration, config.baseline
+    )
     cal = fit_share_calibration(features, true_share, config.calibration, config.baseline)
     path = cal.save(out / CALIBRATION_FILE)
     if cal.n_skipped:

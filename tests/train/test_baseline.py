@@ -170,3 +170,5 @@ def test_profile_refine_batch_equals_per_event() -> None:
         np.testing.assert_allclose(out[batch == i].numpy(), want, atol=1e-6)
     with pytest.raises(ValueError, match="grouped by event"):
         profile_refine(p, pos, e, batch.flip(0))
+    with pytest.raises(ValueError, match=r"batch \[N\]"):
+        profile_refine(p, pos, e, batch[:-3])  # a short batch vector would skip hits

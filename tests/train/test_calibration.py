@@ -156,12 +156,15 @@ def test_model_features_need_two_truth_showers() -> None:
 
     ev = Data(x=torch.zeros(4, 1), energy=torch.tensor([1.0, 1.0, 1.0, 3.0]),
               y=torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]]))  # fmt: skip
-    f, ts = model_split_features(Even(), [ev, ev])
+    plain = CalibrationConfig(refine_iterations=0)  # these events have no positions
+    f, ts = model_split_features(Even(), [ev, ev], config=plain)
     np.testing.assert_allclose(f[:, :2], [[0.5, 0.0]] * 2)
     np.testing.assert_allclose(ts, [1 / 6] * 2, rtol=1e-6)
+    with pytest.raises(DataError, match="needs the hits' positions"):
+        model_split_features(Even(), [ev])  # the default refines
     three = Data(x=torch.zeros(2, 1), energy=torch.ones(2), y=torch.ones(2, 3) / 3)
     with pytest.raises(DataError, match="two truth showers"):
-        model_split_features(Even(), [three])
+        model_split_features(Even(), [three], config=plain)
     with pytest.raises(DataError, match="no events"):
         model_split_features(Even(), [])
 
@@ -211,14 +214,15 @@ def test_calibration_with_refinement_refines_first_and_records_it(tmp_path: Path
     ev = _separated_event()
     batch = torch.zeros(8, dtype=torch.long)
     p = _Off()(ev)
-    prof = BaselineConfig(radius=0.8)
-    f, ts = model_split_features(_Off(), [ev] * 30, refine_iterations=2, profile=prof)
+    prof = BaselineConfig(radius=0.8, slope_damping=10.0)
+    cfg = CalibrationConfig(energy_bins=1, refine_iterations=2)
+    f, ts = model_split_features(_Off(), [ev] * 30, config=cfg, profile=prof)
     refined = profile_refine(p, ev.pos, ev.energy, batch, prof, 2)
     assert float((refined - ev.y).abs().max()) < 0.05  # the profile repairs the two hits
     np.testing.assert_allclose(f[0], split_features(refined, ev.energy, batch)[0][0].numpy(),
                                rtol=1e-6)  # fmt: skip
-    cal = fit_share_calibration(f, ts, CalibrationConfig(energy_bins=1, refine_iterations=2), prof)
-    assert (cal.refine_iterations, cal.radius) == (2, 0.8)
+    cal = fit_share_calibration(f, ts, cfg, prof)
+    assert (cal.refine_iterations, cal.radius, cal.slope_damping) == (2, 0.8, 10.0)
     torch.testing.assert_close(cal.refine(p, ev.pos, ev.energy, batch), refined)
     torch.testing.assert_close(
         cal.apply(p, ev.energy, batch, pos=ev.pos), cal.scale_shares(refined, ev.energy, batch)
@@ -226,7 +230,8 @@ def test_calibration_with_refinement_refines_first_and_records_it(tmp_path: Path
     with pytest.raises(ValueError, match="needs pos"):
         cal.apply(p, ev.energy, batch)
     back = ShareCalibration.load(cal.save(tmp_path / "c.json"))
-    assert (back.refine_iterations, back.radius, back.slope_damping) == (2, 0.8, 25.0)
+    assert (back.refine_iterations, back.radius, back.slope_damping) == (2, 0.8, 10.0)
+    torch.testing.assert_close(back.refine(p, ev.pos, ev.energy, batch), refined)
     # without refinement, refine() is the identity and needs no positions
     plain = fit_share_calibration(f, ts, CalibrationConfig(energy_bins=1, refine_iterations=0))
     assert plain.refine(p, None, ev.energy, batch) is p
@@ -245,10 +250,25 @@ def test_version_1_files_read_without_refinement_and_bad_refinement_settings(
     v1 = ShareCalibration.load(tmp_path / "v1.json")
     assert v1.refine_iterations == 0
     np.testing.assert_array_equal(v1.table, cal.table)
-    for name, refine in {"radius": {"iterations": 1, "radius": 0.0},
-                         "iterations": {"iterations": -2}, "missing": None}.items():  # fmt: skip
+    no_refine = {k: v for k, v in d.items() if k != "refine"}
+    cases = {
+        "radius": {**d, "refine": {"iterations": 1, "radius": 0.0}},
+        "iterations": {**d, "refine": {"iterations": -2}},
+        "fractional": {**d, "refine": {"iterations": 1.7}},
+        "boolean": {**d, "refine": {"iterations": True}},
+        "infinite": {**d, "refine": {"iterations": float("inf")}},
+        "none": {**d, "refine": None},
+        "missing": no_refine,
+        "n_train": {**d, "n_train": 2.5},
+    }
+    for name, bad in cases.items():
         f = tmp_path / f"{name}.json"
-        f.write_text(json.dumps({**d, "refine": refine}))
+        f.write_text(json.dumps(bad))
         with pytest.raises(DataError, match="malformed") as info:
             ShareCalibration.load(f)
         assert str(f) in str(info.value), name
+    for version in (True, 1.0, "1"):  # only the integers 1 and 2
+        f = tmp_path / "version.json"
+        f.write_text(json.dumps({**old, "version": version}))
+        with pytest.raises(DataError, match="version"):
+            ShareCalibration.load(f)
