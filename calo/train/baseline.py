@@ -306,7 +306,7 @@ def profile_refine(
             f"{p.shape}, {x.shape}, {e.shape} and {b.shape}"
         )
     out = p.copy()
-    for s, t in _event_slices(b) if x.shape[0] else []:
+    for s, t in _event_slices(b):  # no hits: one empty slice
         out[s:t] = refine_fractions(x[s:t], e[s:t], p[s:t], config, iterations)
     return torch.from_numpy(out).to(fractions.dtype).to(fractions.device)
 

@@ -179,8 +179,8 @@ class ShareCalibration:
     n_train: int
     n_skipped: int = 0
     refine_iterations: int = 0
-    radius: float = 1.0
-    slope_damping: float = 25.0
+    radius: float = BaselineConfig.radius
+    slope_damping: float = BaselineConfig.slope_damping
 
     def __post_init__(self) -> None:
         self.table = np.asarray(self.table, dtype=float)
@@ -299,8 +299,8 @@ class ShareCalibration:
                 d["n_train"],
                 d.get("n_skipped", 0),
                 refine["iterations"],
-                float(refine.get("radius", 1.0)),
-                float(refine.get("slope_damping", 25.0)),
+                float(refine.get("radius", cls.radius)),
+                float(refine.get("slope_damping", cls.slope_damping)),
             )
         except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise DataError(f"malformed share calibration: {e}", file=file) from None

@@ -50,6 +50,8 @@ from calo.train.module import FractionModule
 
 #: the share calibration's file in a run folder (:mod:`calo.train.calibration`)
 CALIBRATION_FILE = "share_calibration.json"
+#: the methods compared with the baseline: the network, and after its post-processing
+COMPARED_METHODS = ("model", "refined", "calibrated")
 
 __all__ = [
     "CALIBRATION_FILE",
@@ -156,7 +158,7 @@ def write_results(
         **(extra or {}),
     }
     methods = result["methods"]
-    for name in ("model", "refined", "calibrated"):
+    for name in COMPARED_METHODS:
         if name in methods:
             metrics[f"{name}_beats_baseline"] = compare(methods, name)
     base_rms = methods.get("baseline", {}).get("response", {}).get("rms")
@@ -349,7 +351,7 @@ def _fit_calibration(
 
 
 def _print_verdict(metrics: dict[str, Any]) -> None:
-    for name in ("model", "refined", "calibrated"):
+    for name in COMPARED_METHODS:
         if f"{name}_beats_baseline" in metrics:
             ratio = metrics["rms_ratio"][name]
             print(
