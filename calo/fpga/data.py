@@ -133,9 +133,33 @@ class FPGASample:
     energy: torch.Tensor
     truncation: TruncationReport
     features: FPGAFeatures
+    read_summary: Any = None
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
+
+    def subset(self, index: Sequence[int] | slice) -> FPGASample:
+        """The events at ``index`` (the truncation report and read summary are shared).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from calo.io import TruncationReport
+        >>> s = FPGASample(torch.zeros(5, 4, 4), torch.arange(5), torch.ones(5), torch.ones(5),
+        ...                TruncationReport(5, 0, 5, 0, 5.0, 0.0), FPGAFeatures())
+        >>> s.subset([4, 1]).n.tolist()
+        [4, 1]
+        """
+        idx = index if isinstance(index, slice) else torch.as_tensor(list(index), dtype=torch.long)
+        return FPGASample(
+            self.X[idx],
+            self.n[idx],
+            self.is_electron[idx],
+            self.energy[idx],
+            self.truncation,
+            self.features,
+            self.read_summary,
+        )
 
     def split(self, n_first: int) -> tuple[FPGASample, FPGASample]:
         """The first ``n_first`` events and the rest (the truncation report is shared).
@@ -151,18 +175,7 @@ class FPGASample:
         """
         if not 0 < n_first < len(self):
             raise ConfigError(f"cannot split {len(self)} events after {n_first}")
-
-        def part(sl: slice) -> FPGASample:
-            return FPGASample(
-                self.X[sl],
-                self.n[sl],
-                self.is_electron[sl],
-                self.energy[sl],
-                self.truncation,
-                self.features,
-            )
-
-        return part(slice(0, n_first)), part(slice(n_first, None))
+        return self.subset(slice(0, n_first)), self.subset(slice(n_first, None))
 
 
 def _label(d: Data, i: int) -> tuple[float, float]:
@@ -218,10 +231,11 @@ def load_e_pi(
     [0.0, 0.0, 0.2167, 5.552]
     """
     features = features or FPGAFeatures()
+    summary = None
     if isinstance(source, list | tuple) and source and isinstance(source[0], Data):
         data = list(source)[:max_events]
     else:
-        data, _summary = read_data(
+        data, summary = read_data(
             source,  # type: ignore[arg-type]
             max_events=max_events,
             features=FeatureSpec(("x", "y", "z", "energy")),
@@ -230,7 +244,7 @@ def load_e_pi(
         raise DataError(f"no events in {source!r}")
     labels = torch.tensor([_label(d, i) for i, d in enumerate(data)], dtype=torch.float32)
     X, n, rep = to_padded(data, v_max, features=features)
-    return FPGASample(X, n, labels[:, 0].clone(), labels[:, 1].clone(), rep, features)
+    return FPGASample(X, n, labels[:, 0].clone(), labels[:, 1].clone(), rep, features, summary)
 
 
 def simulate_e_pi(path: str | Path, n_events: int, seed: int = 0) -> dict[str, Any]:

@@ -42,12 +42,23 @@ def _train_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="calo-train",
         description="Train GravNet/GarNet/DGCNN energy-fraction models (default: GravNet on the "
-        "built-in simulated two-shower events).",
+        "built-in simulated two-shower events), or with --task e_pi the FPGA paper's "
+        "quantization-aware GarNet on electrons and pions.",
         epilog=fields_epilog(TrainConfig(), "TrainConfig"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", type=Path, help="YAML file with TrainConfig fields")
-    p.add_argument("--model", help="gravnet, garnet or edgeconv (same as model.name=...)")
+    p.add_argument(
+        "--task",
+        choices=("fractions", "e_pi"),
+        help="fractions (default): per-hit energy fractions of overlapping showers; e_pi: the "
+        "FPGA paper's electron/pion classification and energy regression with the "
+        "quantization-aware GarNet qgarnet (same as task=...)",
+    )
+    p.add_argument(
+        "--model",
+        help="gravnet, garnet or edgeconv (same as model.name=...); qgarnet is --task e_pi",
+    )
     p.add_argument("--out", type=Path, help="run folder (default runs/<model>-<date>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
     p.add_argument("--devices", help="number of devices or auto (trainer.devices)")
@@ -70,8 +81,14 @@ def train_main(argv: list[str] | None = None) -> int:
     from calo.train.run import resolve_config, train
 
     overrides = list(args.overrides)
-    if args.model:
+    if args.model == "qgarnet" or args.task == "e_pi":
+        if args.model not in (None, "qgarnet"):
+            raise ConfigError(f"--task e_pi trains the model qgarnet, not {args.model!r}")
+        overrides.append("task=e_pi")
+    elif args.model:
         overrides.append(f"model.name={args.model}")
+    if args.task == "fractions":
+        overrides.append("task=fractions")
     if args.devices:
         overrides.append(f"trainer.devices={args.devices}")
     if args.accelerator:
@@ -79,7 +96,7 @@ def train_main(argv: list[str] | None = None) -> int:
     if args.resume and args.out is None:
         raise ConfigError("--resume needs --out RUN_FOLDER (the run to continue)")
     cfg = resolve_config(args.config, overrides, args.out if args.resume else None)
-    out = args.out or Path("runs") / f"{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.out or Path("runs") / f"{cfg.model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     train(cfg, out, resume=args.resume, plots=not args.no_plots)
     return 0
 

@@ -18,18 +18,24 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from calo.errors import ConfigError
+from calo.fpga.garnet import GarNetFixedConfig
+from calo.fpga.qat import PAPER_SUBLAYERS
 from calo.models.config import GravNetModelConfig, ModelConfig
 from calo.train.baseline import BaselineConfig
 
 __all__ = [
     "CalibrationConfig",
     "DataConfig",
+    "EPiConfig",
     "LossConfig",
     "OptimConfig",
     "TrainConfig",
     "TrainerConfig",
     "quick_model",
 ]
+
+#: the tasks of calo-train (see :class:`TrainConfig`)
+TASKS = ("fractions", "e_pi")
 
 
 @dataclass
@@ -327,6 +333,86 @@ class CalibrationConfig:
 
 
 @dataclass
+class EPiConfig:
+    """The electron/pion task of the FPGA paper (``task=e_pi``; :mod:`calo.train.e_pi`).
+
+    Iiyama et al. (2021): up to V_max hits around the seed, 4 features per hit, a
+    GarNetStack -> Dense head -> energy regression and electron/pion classification, trained in
+    float and then fine-tuned with the firmware's fixed-point arithmetic in the loop
+    (:class:`calo.fpga.qat.QGarNetModel`). The model's name is ``qgarnet``.
+
+    Attributes
+    ----------
+    fixed:
+        hls4ml's configuration of the stack: ``fixed.n_vertices`` is V_max (hits per event,
+        the most energetic kept), ``fixed.reuse_factor`` R, and the fixed-point types
+        (:class:`calo.fpga.garnet.GarNetFixedConfig`; needs ``collapse=mean``).
+    sublayers:
+        ``[aggregators, F_LR, F_out]`` of each GarNet sublayer (default the paper's).
+    head:
+        Widths of the Dense (relu) layers after the stack.
+    energy_scale:
+        GeV per unit of the regression output.
+    ternary:
+        Ternary F_LR and F_out kernels in the quantization-aware epochs, as the paper's
+        quantized model.
+    ternary_threshold:
+        Threshold of the ternarisation, relative to a kernel's mean magnitude.
+    qat_epochs:
+        The last ``qat_epochs`` epochs run in the firmware's fixed-point arithmetic
+        (quantization-aware fine-tuning, :class:`calo.train.e_pi.QuantizationAwareTraining`);
+        with a time limit they start early enough to run before it. 0: float only.
+    regression_weight:
+        Weight of the regression loss ``((E_pred - E) / E)^2`` next to the classification's
+        binary cross-entropy.
+    xy_scale:
+        Hit features: ``(x - x_seed) / xy_scale`` and ``(y - y_seed) / xy_scale`` (cm).
+    z_offset, z_scale:
+        Hit feature ``(z - z_offset) / z_scale`` (cm).
+    feature_energy_scale:
+        Hit feature ``E[GeV] * feature_energy_scale``.
+
+    Examples
+    --------
+    >>> EPiConfig().fixed.n_vertices, EPiConfig().sublayers
+    (128, [[4, 8, 8], [4, 8, 8], [8, 16, 16]])
+    >>> EPiConfig(qat_epochs=-1)
+    Traceback (most recent call last):
+    ...
+    calo.errors.ConfigError: e_pi.qat_epochs must be >= 0, got -1
+    """
+
+    fixed: GarNetFixedConfig = field(default_factory=GarNetFixedConfig)
+    sublayers: list[list[int]] = field(default_factory=lambda: [list(s) for s in PAPER_SUBLAYERS])
+    head: list[int] = field(default_factory=lambda: [16, 8])
+    energy_scale: float = 100.0
+    ternary: bool = False
+    ternary_threshold: float = 0.7
+    qat_epochs: int = 2
+    regression_weight: float = 1.0
+    xy_scale: float = 18.0
+    z_offset: float = 0.0
+    z_scale: float = 50.0
+    feature_energy_scale: float = 0.5
+
+    def __post_init__(self) -> None:
+        self.sublayers = [list(s) for s in self.sublayers]
+        self.head = list(self.head)
+        if self.qat_epochs < 0:
+            raise ConfigError(f"e_pi.qat_epochs must be >= 0, got {self.qat_epochs}")
+        if not self.regression_weight >= 0:
+            raise ConfigError(f"e_pi.regression_weight must be >= 0, got {self.regression_weight}")
+        for key in ("energy_scale", "xy_scale", "z_scale", "feature_energy_scale"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"e_pi.{key} must be > 0, got {getattr(self, key)}")
+        if self.fixed.collapse != "mean" or self.fixed.mean_by_nvert:
+            raise ConfigError(
+                "e_pi.fixed needs collapse=mean and mean_by_nvert=false (the paper's stack "
+                "averages over V_max with shifts)"
+            )
+
+
+@dataclass
 class TrainConfig:
     """A whole training run.
 
@@ -334,12 +420,21 @@ class TrainConfig:
     events, :func:`quick_model`, 20 epochs of batch 8, Adam 2e-3 with cosine decay, stopped
     after at most 4 minutes of training) finishes in under 5 minutes on a 2-core CPU.
 
+    ``task`` picks what is learned: ``fractions`` (the default) the paper's per-hit energy
+    fractions of overlapping showers with the ``model`` section; ``e_pi`` the FPGA paper's
+    electron/pion classification and energy regression with the quantization-aware GarNet of
+    the ``e_pi`` section (the ``model``, ``loss``, ``baseline`` and ``calibration`` sections
+    then go unused).
+
     Examples
     --------
-    >>> TrainConfig().model.name
-    'gravnet'
+    >>> TrainConfig().model.name, TrainConfig().model_name
+    ('gravnet', 'gravnet')
+    >>> TrainConfig(task="e_pi").model_name
+    'qgarnet'
     """
 
+    task: Literal["fractions", "e_pi"] = "fractions"
     model: ModelConfig = field(default_factory=quick_model)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -347,8 +442,16 @@ class TrainConfig:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    e_pi: EPiConfig = field(default_factory=EPiConfig)
     shared_threshold: float = 0.1
 
     def __post_init__(self) -> None:
         if not 0 < self.shared_threshold < 0.5:
             raise ConfigError(f"shared_threshold must be in (0, 0.5), got {self.shared_threshold}")
+        if self.task not in TASKS:
+            raise ConfigError(f"task must be one of {sorted(TASKS)}, got {self.task!r}")
+
+    @property
+    def model_name(self) -> str:
+        """The trained model's name: ``model.name``, or ``qgarnet`` for the e_pi task."""
+        return "qgarnet" if self.task == "e_pi" else self.model.name

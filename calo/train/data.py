@@ -30,9 +30,11 @@ from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
 from calo.errors import DataError
+from calo.fpga.data import E_PI_OVERRIDES
 from calo.train.config import DataConfig
 
 __all__ = [
+    "BUILTIN_SAMPLES",
     "CaloDataModule",
     "EpochShuffleSampler",
     "builtin_data_file",
@@ -54,29 +56,45 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "calo"
 
 
-def builtin_data_file(n_events: int, seed: int, cache_dir: str | Path = "") -> Path:
-    """Path of the built-in two-shower sample, simulated (atomically) if it is not cached.
+#: file-name stem and calo-simulate overrides of each task's built-in sample
+BUILTIN_SAMPLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "fractions": ("twoshower", ()),
+    "e_pi": ("e_pi", E_PI_OVERRIDES),
+}
 
-    The file name holds the event count, the seed and a hash of the default simulation
-    configuration, so a changed simulation never reuses a stale file.
+
+def builtin_data_file(
+    n_events: int, seed: int, cache_dir: str | Path = "", task: str = "fractions"
+) -> Path:
+    """Path of a task's built-in sample, simulated (atomically) if it is not cached.
+
+    ``task="fractions"``: two-shower events of the default simulation; ``task="e_pi"``: one
+    electron or charged pion of 10-100 GeV per event with background hits
+    (:data:`calo.fpga.data.E_PI_OVERRIDES`). The file name holds the event count, the seed and
+    a hash of the simulation configuration, so a changed simulation never reuses a stale file.
 
     Examples
     --------
     >>> import tempfile
     >>> builtin_data_file(4, 1, tempfile.mkdtemp()).suffix
     '.root'
+    >>> builtin_data_file(4, 1, tempfile.mkdtemp(), task="e_pi").name.startswith("e_pi_4ev")
+    True
     """
     from calo import __version__
-    from calo.config import to_dict
+    from calo.config import apply_overrides, to_dict
     from calo.sim import SimConfig
     from calo.sim.writer import write_root
 
-    cfg = SimConfig()
+    if task not in BUILTIN_SAMPLES:
+        raise DataError(f"no built-in sample for task {task!r}; choose {sorted(BUILTIN_SAMPLES)}")
+    stem, overrides = BUILTIN_SAMPLES[task]
+    cfg = apply_overrides(SimConfig(), list(overrides))
     tag = hashlib.sha1(
         json.dumps([to_dict(cfg), __version__], sort_keys=True, default=str).encode()
     ).hexdigest()[:10]
     folder = Path(cache_dir) if cache_dir else default_cache_dir()
-    path = folder / f"twoshower_{n_events}ev_seed{seed}_{tag}.root"
+    path = folder / f"{stem}_{n_events}ev_seed{seed}_{tag}.root"
     if path.is_file():
         return path
     folder.mkdir(parents=True, exist_ok=True)

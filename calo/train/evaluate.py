@@ -45,6 +45,9 @@ __all__ = ["evaluate", "format_comparison", "load_model"]
 def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig, dict[str, Any], dict[str, Any]]:
     """Rebuild the model of a calo checkpoint (loaded with ``weights_only=True``).
 
+    The model is the task's: a fraction model of :func:`calo.models.build_model`, or for
+    ``task=e_pi`` the :class:`calo.fpga.qat.QGarNetModel` in the arithmetic it was saved in.
+
     Returns
     -------
     model, config, normalization, history
@@ -63,7 +66,13 @@ def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig, dict[str, Any]
         cfg = from_dict(TrainConfig, meta["config"])
     except ConfigError as e:
         raise CheckpointError(f"checkpoint's configuration is invalid: {e}", file=path) from None
-    model = build_model(cfg.model)
+    if cfg.task == "e_pi":
+        from calo.train.e_pi import build_e_pi_model
+
+        mode = meta.get("model_state") if isinstance(meta.get("model_state"), dict) else {}
+        model = build_e_pi_model(cfg.e_pi, quantized=bool(mode.get("quantized", False)))
+    else:
+        model = build_model(cfg.model)
     state = {
         k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")
     }
@@ -71,7 +80,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig, dict[str, Any]
         model.load_state_dict(state)
     except RuntimeError as e:
         raise CheckpointError(
-            f"weights do not fit the {cfg.model.name} model of its configuration: "
+            f"weights do not fit the {cfg.model_name} model of its configuration: "
             f"{str(e).splitlines()[0][:200]}",
             file=path,
         ) from None

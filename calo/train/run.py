@@ -46,7 +46,7 @@ from calo.train.checkpoint import AtomicCheckpointIO, read_checkpoint, resolve_c
 from calo.train.config import DataConfig, TrainConfig
 from calo.train.data import CaloDataModule
 from calo.train.evaluate import evaluate, format_comparison, load_model
-from calo.train.module import FractionModule
+from calo.train.module import CaloModule, FractionModule
 
 #: the share calibration's file in a run folder (:mod:`calo.train.calibration`)
 CALIBRATION_FILE = "share_calibration.json"
@@ -59,6 +59,7 @@ __all__ = [
     "evaluate_run",
     "resolve_config",
     "train",
+    "write_metrics",
     "write_results",
 ]
 
@@ -169,6 +170,25 @@ def write_results(
             if name != "baseline"
         }
 
+    write_metrics(out, metrics)
+    if plots:
+        from calo.plots.performance import save_performance_plots
+
+        save_performance_plots(out / "plots", result, history)
+    return metrics
+
+
+def write_metrics(out: Path, metrics: dict[str, Any]) -> Path:
+    """Write ``metrics`` to ``out/metrics.json`` (non-finite numbers as ``null``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = write_metrics(Path(tempfile.mkdtemp()), {"a": [1.0, float("nan")]})
+    >>> p.read_text().split()
+    ['{', '"a":', '[', '1.0,', 'null', ']', '}']
+    """
+
     def clean(o: Any) -> Any:
         if isinstance(o, float) and not math.isfinite(o):
             return None
@@ -178,12 +198,30 @@ def write_results(
             return [clean(v) for v in o]
         return o
 
-    (out / "metrics.json").write_text(json.dumps(clean(metrics), indent=2))
-    if plots:
-        from calo.plots.performance import save_performance_plots
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "metrics.json"
+    path.write_text(json.dumps(clean(metrics), indent=2))
+    return path
 
-        save_performance_plots(out / "plots", result, history)
-    return metrics
+
+def _setup_task(
+    config: TrainConfig, normalization: dict[str, Any] | None, seed: int
+) -> tuple[L.LightningDataModule, CaloModule, list[Any]]:
+    """The data module (set up), the LightningModule and the extra callbacks of the task."""
+    if config.task == "e_pi":
+        from calo.train.e_pi import EPiDataModule, EPiModule, QuantizationAwareTraining
+
+        edm = EPiDataModule(config.data, config.e_pi, seed=seed)
+        edm.prepare_data()
+        edm.setup("fit")
+        qat = QuantizationAwareTraining(config.e_pi.qat_epochs, config.trainer.max_epochs)
+        return edm, EPiModule(to_dict(config)), [qat]
+    dm = CaloDataModule(config.data, normalization, seed=seed)
+    dm.prepare_data()
+    dm.setup("fit")
+    config.model.in_features = int(dm.n_features)
+    config.model.n_showers = int(dm.n_showers)
+    return dm, FractionModule(to_dict(config), dm.normalization), []
 
 
 def train(
@@ -231,12 +269,7 @@ def train(
     if t.threads:
         torch.set_num_threads(t.threads)
     L.seed_everything(t.seed, workers=True, verbose=False)
-    dm = CaloDataModule(config.data, normalization, seed=t.seed)
-    dm.prepare_data()
-    dm.setup("fit")
-    config.model.in_features = int(dm.n_features)
-    config.model.n_showers = int(dm.n_showers)
-    module = FractionModule(to_dict(config), dm.normalization)
+    dm, module, task_callbacks = _setup_task(config, normalization, t.seed)
     callbacks: list[Any] = [
         ModelCheckpoint(
             dirpath=ckpt_dir,
@@ -249,7 +282,9 @@ def train(
         )
     ]
     if t.early_stopping_patience:
-        callbacks.append(EarlyStopping(monitor="val_loss", patience=t.early_stopping_patience))
+        stopper = task_callbacks[0].early_stopping if config.task == "e_pi" else EarlyStopping
+        callbacks.append(stopper(monitor="val_loss", patience=t.early_stopping_patience))
+    callbacks += task_callbacks
     trainer = L.Trainer(
         max_epochs=t.max_epochs,
         max_steps=t.max_steps,
@@ -280,6 +315,18 @@ def train(
     model, _, _, _ = load_model(best if best.is_file() else last)
     history = {k: list(v) for k, v in module.history.items()}  # all epochs, not just the best
     device = module.device if module.device.type != "cpu" else "cpu"
+    extra = {
+        "model": config.model_name,
+        "task": config.task,
+        "checkpoint": str(best if best.is_file() else last),
+        "train_seconds": seconds,
+        "epochs_run": int(trainer.current_epoch),
+    }
+    if config.task == "e_pi":
+        qat = task_callbacks[0]
+        extra["qat_start_epoch"] = qat.qat_start
+        extra["data"] = _e_pi_data_info(dm)
+        return _finish_e_pi(model, dm.val_sample, config, out, history, extra, plots, wall_start)
     calibration, calib_info = _fit_calibration(model, dm.train_set.data, config, out, device)
     result = evaluate(
         model,
@@ -291,30 +338,62 @@ def train(
         keep_events=4,
         calibration=calibration,
     )
-    metrics = write_results(
-        out,
-        result,
-        history,
-        {
-            "model": config.model.name,
-            "checkpoint": str(best if best.is_file() else last),
-            "train_seconds": seconds,
-            "wall_seconds_before_plots": time.perf_counter() - wall_start,
-            "epochs_run": int(trainer.current_epoch),
-            "calibration": calib_info,
-            "data": {
-                "files": dm.files(),
-                "n_train": len(dm.train_set),
-                "n_val": len(dm.val_set),
-                "read_summary": str(dm.read_summary),
-            },
-        },
-        plots=plots,
-    )
+    extra["wall_seconds_before_plots"] = time.perf_counter() - wall_start
+    extra["calibration"] = calib_info
+    extra["data"] = {
+        "files": dm.files(),
+        "n_train": len(dm.train_set),
+        "n_val": len(dm.val_set),
+        "read_summary": str(dm.read_summary),
+    }
+    metrics = write_results(out, result, history, extra, plots=plots)
     print(f"\ncalo-train: {config.model.name} on {len(dm.val_set)} validation events")
     print(format_comparison(result["methods"]))
     _print_verdict(metrics)
     print(f"run folder: {out} (training {seconds:.0f} s)")
+    return metrics
+
+
+def _e_pi_data_info(dm: Any) -> dict[str, Any]:
+    return {
+        "files": dm.files(),
+        "n_train": len(dm.train_sample),
+        "n_val": len(dm.val_sample),
+        "read_summary": str(dm.read_summary),
+        "truncation": str(dm.train_sample.truncation),
+    }
+
+
+def _finish_e_pi(
+    model: torch.nn.Module,
+    sample: Any,
+    config: TrainConfig,
+    out: Path,
+    history: dict[str, Any],
+    extra: dict[str, Any],
+    plots: bool,
+    wall_start: float | None = None,
+) -> dict[str, Any]:
+    """Evaluate an e/pi model (quantized and float arithmetic), write metrics.json and plots."""
+    from calo.train.e_pi import evaluate_e_pi, format_e_pi, save_e_pi_plots
+
+    result = evaluate_e_pi(model, sample, batch_size=max(config.data.batch_size, 256))
+    metrics: dict[str, Any] = {
+        "methods": result["methods"],
+        "trained_quantized": result["trained_quantized"],
+        "history": history,
+        "environment": _environment(),
+        **extra,
+    }
+    if wall_start is not None:
+        metrics["wall_seconds_before_plots"] = time.perf_counter() - wall_start
+    write_metrics(out, metrics)
+    if plots:
+        save_e_pi_plots(out / "plots", result, history)
+    mode = "quantization-aware" if result["trained_quantized"] else "float (not quantization-aware)"
+    print(f"\nqgarnet ({mode}) on {len(sample)} events")
+    print(format_e_pi(result["methods"]))
+    print(f"written to {out}")
     return metrics
 
 
@@ -385,6 +464,10 @@ def evaluate_run(
 
     ckpt = resolve_checkpoint(run_or_checkpoint)
     model, cfg, normalization, history = load_model(ckpt)
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    out = Path(out) if out is not None else run_dir / "evaluation"
+    if cfg.task == "e_pi":
+        return _evaluate_e_pi_run(model, cfg, ckpt, history, files, out, plots)
     if files:
         dm = CaloDataModule(DataConfig(files=list(files)), normalization)
         ds = HitDataset(dm.files(), normalization=normalization)
@@ -401,7 +484,6 @@ def evaluate_run(
         dm = CaloDataModule(cfg.data, normalization)
         dm.setup()
         events = dm.val_set.data
-    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
     cal_file = run_dir / CALIBRATION_FILE
     calibration = ShareCalibration.load(cal_file) if calibrate and cal_file.is_file() else None
     result = evaluate(
@@ -413,13 +495,13 @@ def evaluate_run(
         keep_events=4,
         calibration=calibration,
     )
-    out = Path(out) if out is not None else run_dir / "evaluation"
     metrics = write_results(
         out,
         result,
         history,
         {
             "model": cfg.model.name,
+            "task": cfg.task,
             "checkpoint": str(ckpt),
             "calibration": str(cal_file) if calibration is not None else None,
             "data": {"files": files or dm.files()},
@@ -430,3 +512,35 @@ def evaluate_run(
     _print_verdict(metrics)
     print(f"written to {out}")
     return metrics
+
+
+def _evaluate_e_pi_run(
+    model: torch.nn.Module,
+    cfg: TrainConfig,
+    ckpt: Path,
+    history: dict[str, Any],
+    files: list[str] | None,
+    out: Path,
+    plots: bool,
+) -> dict[str, Any]:
+    """calo-evaluate of an e/pi run: its validation events, or all events of ``files``."""
+    from calo.fpga.data import load_e_pi
+    from calo.train.e_pi import EPiDataModule, e_pi_features
+
+    if files:
+        sample = load_e_pi(
+            list(files), v_max=cfg.e_pi.fixed.n_vertices, features=e_pi_features(cfg.e_pi)
+        )
+        data = {
+            "files": list(files),
+            "n_events": len(sample),
+            "read_summary": str(sample.read_summary),
+        }
+    else:
+        dm = EPiDataModule(cfg.data, cfg.e_pi)
+        dm.setup()
+        sample = dm.val_sample
+        data = {"files": dm.files(), "n_val": len(sample), "read_summary": str(dm.read_summary)}
+    data["truncation"] = str(sample.truncation)
+    extra = {"model": cfg.model_name, "task": cfg.task, "checkpoint": str(ckpt), "data": data}
+    return _finish_e_pi(model, sample, cfg, out, history, extra, plots)
