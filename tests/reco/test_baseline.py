@@ -8,7 +8,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from calo.errors import ConfigError
-from calo.train.baseline import (
+from calo.reco.baseline import (
     BaselineConfig,
     baseline_fractions,
     find_seeds,

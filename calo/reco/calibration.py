@@ -37,7 +37,7 @@ rest), so hits keep the model's relative split and only the event's share moves.
 
 **Profile refinement first** (``calibration.refine_iterations``, default 2). Before the
 features are taken, the model's fractions go through
-:func:`calo.train.baseline.refine_fractions`: the baseline's transverse shower profile, with
+:func:`calo.reco.baseline.refine_fractions`: the baseline's transverse shower profile, with
 each shower's axis and amplitude fitted to the model's split instead of grown from seeds,
 re-shares the hits (expectation-maximisation steps). Where the showers are apart this
 removes what a network gets wrong at the hit level (a small shower next to a large one that
@@ -80,12 +80,11 @@ from torch_geometric.loader import DataLoader
 from torch_geometric.utils import scatter
 
 from calo.errors import DataError
-from calo.train.baseline import BaselineConfig, profile_refine
-from calo.train.config import CalibrationConfig
-from calo.train.losses import event_energy_shares
+from calo.reco.baseline import profile_refine
+from calo.reco.config import BaselineConfig, CalibrationConfig
+from calo.reco.shares import event_energy_shares
 
 __all__ = [
-    "CalibrationConfig",
     "ShareCalibration",
     "fit_share_calibration",
     "model_split_features",
@@ -159,7 +158,7 @@ class ShareCalibration:
     (NaN: keep the model's split), as :func:`fit_share_calibration` returns it, with the
     number of training events it was fitted on and of those left out (no signal, NaN), and
     the profile refinement applied before it (``refine_iterations`` steps with the profile's
-    ``radius`` and ``slope_damping``, :class:`~calo.train.baseline.BaselineConfig`; 0: none).
+    ``radius`` and ``slope_damping``, :class:`~calo.reco.config.BaselineConfig`; 0: none).
 
     Examples
     --------

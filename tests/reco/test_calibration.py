@@ -11,8 +11,8 @@ import torch
 from torch_geometric.data import Data
 
 from calo.errors import ConfigError, DataError
-from calo.train.baseline import BaselineConfig, profile_refine
-from calo.train.calibration import (
+from calo.reco.baseline import profile_refine
+from calo.reco.calibration import (
     GRID,
     ShareCalibration,
     fit_share_calibration,
@@ -20,8 +20,7 @@ from calo.train.calibration import (
     share_error,
     split_features,
 )
-from calo.train.config import CalibrationConfig, TrainConfig
-from calo.train.run import _fit_calibration
+from calo.reco.config import BaselineConfig, CalibrationConfig
 
 
 def _even_split_events(n: int, rng: np.random.Generator, energy: tuple[float, float]) -> np.ndarray:
@@ -167,17 +166,6 @@ def test_model_features_need_two_truth_showers() -> None:
         model_split_features(Even(), [three], config=plain)
     with pytest.raises(DataError, match="no events"):
         model_split_features(Even(), [])
-
-
-def test_calo_train_skips_the_calibration_for_other_than_two_showers(tmp_path: Path) -> None:
-    cfg = TrainConfig()
-    cfg.model.n_showers = 3
-    cal, info = _fit_calibration(torch.nn.Identity(), [], cfg, tmp_path, "cpu")
-    assert cal is None and not info["fitted"] and "two-shower" in info["reason"]
-    cfg = TrainConfig()
-    cfg.calibration.enabled = False
-    assert _fit_calibration(torch.nn.Identity(), [], cfg, tmp_path, "cpu")[0] is None
-    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(
