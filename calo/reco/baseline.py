@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from calo.errors import ConfigError, DataError
 from calo.reco.config import BaselineConfig
 
 __all__ = [
@@ -207,12 +208,12 @@ def refine_fractions(
     e = np.clip(np.asarray(energy, dtype=np.float64), 0.0, None)
     frac = np.asarray(fractions, dtype=np.float64)
     if frac.ndim != 2 or frac.shape[0] != pos.shape[0] or pos.shape[1:] != (3,):
-        raise ValueError(
+        raise DataError(
             f"refine_fractions needs pos [N, 3] and fractions [N, M]; got {pos.shape} and "
             f"{frac.shape}"
         )
     if iterations < 0:
-        raise ValueError(f"iterations must be >= 0, got {iterations}")
+        raise ConfigError(f"iterations must be >= 0, got {iterations}")
     out = frac.copy()
     if pos.shape[0] == 0 or iterations == 0:
         return out
@@ -227,7 +228,7 @@ def refine_fractions(
 def _event_slices(b: np.ndarray) -> list[tuple[int, int]]:
     """``(start, stop)`` of each event's hits in a sorted batch vector ``b``."""
     if not np.all(np.diff(b) >= 0):
-        raise ValueError("the hits must be grouped by event (sorted batch vector)")
+        raise DataError("the hits must be grouped by event (sorted batch vector)")
     bounds = np.flatnonzero(np.diff(b)) + 1
     starts = np.concatenate([[0], bounds]).astype(int)
     stops = np.concatenate([bounds, [b.size]]).astype(int)
@@ -259,7 +260,7 @@ def profile_refine(
     e = energy.detach().cpu().double().numpy()
     b = np.zeros(x.shape[0], dtype=np.int64) if batch is None else batch.cpu().numpy()
     if not (p.shape[0] == x.shape[0] == e.shape[0] == b.shape[0]) or x.shape[1:] != (3,):
-        raise ValueError(
+        raise DataError(
             f"profile_refine needs fractions [N, K], pos [N, 3], energy [N] and batch [N]; got "
             f"{p.shape}, {x.shape}, {e.shape} and {b.shape}"
         )

@@ -18,6 +18,8 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
+from calo.errors import DataError
+
 __all__ = ["check_hits", "count_events", "event_energy_shares", "signal_energy"]
 
 
@@ -31,15 +33,15 @@ def check_hits(pred: Tensor, target: Tensor, energy: Tensor, batch: Tensor | Non
     [0, 0, 0]
     """
     if pred.dim() != 2 or target.shape != pred.shape:
-        raise ValueError(
+        raise DataError(
             f"pred and target must both be [N, K]; got {tuple(pred.shape)} and {tuple(target.shape)}"
         )
     if energy.shape != (pred.shape[0],):
-        raise ValueError(f"energy must be [N] = [{pred.shape[0]}]; got {tuple(energy.shape)}")
+        raise DataError(f"energy must be [N] = [{pred.shape[0]}]; got {tuple(energy.shape)}")
     if batch is None:
         return torch.zeros(pred.shape[0], dtype=torch.long, device=pred.device)
     if batch.shape != (pred.shape[0],):
-        raise ValueError(f"batch must be [N] = [{pred.shape[0]}]; got {tuple(batch.shape)}")
+        raise DataError(f"batch must be [N] = [{pred.shape[0]}]; got {tuple(batch.shape)}")
     return batch
 
 

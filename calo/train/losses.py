@@ -46,6 +46,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 from torch_geometric.utils import scatter
 
+from calo.errors import ConfigError
 from calo.reco.shares import check_hits, count_events, event_energy_shares, signal_energy
 
 #: Hit weights of the loss: the paper's ``t_ik sqrt(E_i)`` or ``sqrt(E_i)`` (see above).
@@ -109,7 +110,7 @@ def pairwise_shower_loss(
     """
     batch = check_hits(pred, target, energy, batch)
     if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+        raise ConfigError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     nb = count_events(batch, num_events)
     sqrt_e = energy.clamp(min=0).sqrt().unsqueeze(1)
     w = target * sqrt_e  # [N, K] weights of truth shower k

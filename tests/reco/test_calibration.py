@@ -77,7 +77,7 @@ def test_events_without_signal_or_with_nan_are_counted_not_fitted() -> None:
     assert cal.n_train == 95 and cal.n_skipped == 5
     with pytest.raises(DataError, match="no two-shower training event"):
         fit_share_calibration(f[:3], ts[:3])
-    with pytest.raises(ValueError, match=r"\[B, 3\]"):
+    with pytest.raises(DataError, match=r"\[B, 3\]"):
         fit_share_calibration(f[:, :2], ts)
 
 
@@ -103,7 +103,7 @@ def test_features_and_application_by_hand() -> None:
     torch.testing.assert_close(nan.apply(p, e, b), p)
     # an event without energy has no share to move: its fractions stay as they are
     torch.testing.assert_close(cal.apply(p, torch.zeros(3), b), p)
-    with pytest.raises(ValueError, match=r"\[N, 2\]"):
+    with pytest.raises(DataError, match=r"\[N, 2\]"):
         split_features(torch.ones(3, 3) / 3, e, b)
 
 
@@ -215,7 +215,7 @@ def test_calibration_with_refinement_refines_first_and_records_it(tmp_path: Path
     torch.testing.assert_close(
         cal.apply(p, ev.energy, batch, pos=ev.pos), cal.scale_shares(refined, ev.energy, batch)
     )
-    with pytest.raises(ValueError, match="needs pos"):
+    with pytest.raises(DataError, match="needs pos"):
         cal.apply(p, ev.energy, batch)
     back = ShareCalibration.load(cal.save(tmp_path / "c.json"))
     assert (back.refine_iterations, back.radius, back.slope_damping) == (2, 0.8, 10.0)
