@@ -40,12 +40,8 @@ def _collect(model, events, baseline_cfg) -> dict[str, np.ndarray]:
     import torch
     from torch_geometric.loader import DataLoader
 
-    from calo.train.baseline import baseline_fractions
-    from calo.train.losses import (
-        align_predictions,
-        event_energy_shares,
-        permutation_invariant_loss,
-    )
+    from calo.reco import baseline_fractions, event_energy_shares
+    from calo.train.losses import align_predictions, permutation_invariant_loss
 
     out: dict[str, list] = {k: [] for k in ("e", "dist", "true", "model", "baseline")}
     with torch.no_grad():

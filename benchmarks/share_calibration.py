@@ -1,6 +1,6 @@
 """The share calibration of a run's model, fitted on its training events, against the baseline.
 
-calo-train fits the share calibration (:mod:`calo.train.calibration`) after training and
+calo-train fits the share calibration (:mod:`calo.reco.calibration`) after training and
 reports the calibrated model next to the model in metrics.json; this benchmark does the same
 for any run or checkpoint (also those trained before the calibration existed), with the
 calibration's settings on the command line, and writes ``share_calibration.{json,md}`` plus
@@ -11,7 +11,7 @@ Usage::
 
     python benchmarks/share_calibration.py RUN_OR_CHECKPOINT [--out DIR] [--set KEY=VALUE ...]
 
-where ``KEY`` is a field of :class:`calo.train.config.CalibrationConfig` (``energy_bins=1``
+where ``KEY`` is a field of :class:`calo.reco.config.CalibrationConfig` (``energy_bins=1``
 reproduces a table without the event energy, ``refine_iterations=0`` the calibration without
 the profile refinement). The methods: ``model``, ``refined`` (the model after the profile
 refinement alone) and ``calibrated`` (refinement and share calibration).
@@ -42,8 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from calo.config import apply_overrides
-    from calo.train.calibration import fit_share_calibration, model_split_features
-    from calo.train.config import CalibrationConfig
+    from calo.reco import CalibrationConfig, fit_share_calibration, model_split_features
     from calo.train.data import CaloDataModule
     from calo.train.evaluate import evaluate, load_model
 

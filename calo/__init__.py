@@ -2,6 +2,7 @@
 
 Subpackages follow the data flow: :mod:`calo.geometry` and :mod:`calo.sim` (toy calorimeter),
 :mod:`calo.io` (ROOT readers), :mod:`calo.nn` (layers), :mod:`calo.models` (architectures),
+:mod:`calo.reco` (baseline, refinement, share calibration),
 :mod:`calo.train` (losses, metrics, training), :mod:`calo.fpga` (fixed-point GarNet) and
 :mod:`calo.plots` (figures).
 """

@@ -1,7 +1,32 @@
-"""Exceptions of the calo package.
+"""Exceptions of the calo package, and the rule for raising them.
 
-Every error raised on bad input is a :class:`CaloError`, so a command-line tool can print
-the message without a traceback and exit non-zero, and a notebook user can catch them all.
+The rule (also in CONTRIBUTING.md, section "Errors"): every exception calo raises because of
+what its caller gave it is a :class:`CaloError`, so that a command-line tool prints the message
+without a traceback and exits non-zero, and a notebook user catches them all with
+``except CaloError``. Pick the class by what was wrong:
+
+* :class:`ConfigError`: a setting, meaning how to compute: a configuration key or value, a
+  constructor or keyword argument (a layer's ``k``, ``aggr``, a potential's name, a count that
+  must be positive, an option string);
+* :class:`DataError`: what is computed on: a file, tree, branch or event, or an array or tensor
+  passed in (wrong shape or dtype, NaN, an unsorted event index, an inconsistent table);
+* :class:`CheckpointError`: a checkpoint that is missing, unreadable or not calo's;
+* :class:`FixedPointError`: a fixed-point type or value hls4ml's arithmetic cannot take.
+
+The message says what was wrong, with the value received, and what to do; where it happened
+goes in the keywords (``file=``, ``branch=``, ``entry=``). calo does not raise bare
+``ValueError``, ``TypeError`` or ``RuntimeError``: a foreign exception met at a boundary
+(``float("x")``, ``np.load``, ``json.loads``) is caught and re-raised as one of these classes
+``from None``. A missing optional package is the exception: an ``ImportError`` naming the
+package and the alternative, as Python code expects.
+
+The classes deliberately do not also derive from ``ValueError``: calo catches ``ValueError``
+at those boundaries to translate foreign errors, some of them around calls into calo's own
+code (:func:`calo.config.from_dict` around a configuration dataclass, whose checks raise
+:class:`ConfigError`; the QGarNet hyperparameter reader around the layer constructors). Were
+calo's errors ValueErrors, such a handler would catch them and wrap them a second time, and
+every new handler would have to remember to let them through. Code that caught ``ValueError``
+from calo's layers catches :class:`CaloError` (or :class:`ConfigError` / :class:`DataError`).
 
 Examples
 --------
@@ -47,7 +72,8 @@ class CaloError(Exception):
 
 
 class DataError(CaloError):
-    """A data file, tree, branch or event is missing, malformed or not usable.
+    """A data file, tree, branch or event, or an array or tensor passed in, is missing,
+    malformed or not usable (shape, dtype, non-finite values, unsorted event index).
 
     Examples
     --------
@@ -61,7 +87,8 @@ class DataError(CaloError):
 
 
 class ConfigError(CaloError):
-    """A configuration has an unknown key or an invalid value.
+    """A configuration or a setting has an unknown key or an invalid value (also a
+    constructor or keyword argument that says how to compute, such as a layer's ``k``).
 
     Examples
     --------

@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calo.errors import DataError
+from calo.errors import ConfigError, DataError
 
 __all__ = [
     "ABSORBER_LAMBDA_CM",
@@ -148,7 +148,7 @@ def _square_rings(face: float, rings: list[tuple[float, float]]) -> list[tuple[f
                 cells.append((float(cx), float(cy), size, size))
         inner = side
     if abs(inner - face) > 1e-9:
-        raise ValueError("rings must end at the face size")
+        raise ConfigError("rings must end at the face size")
     return cells
 
 

@@ -40,9 +40,10 @@ import awkward as ak
 import numpy as np
 import torch
 import uproot
+from torch import Tensor
 from torch_geometric.data import Data
 
-from calo.errors import DataError
+from calo.errors import ConfigError, DataError
 from calo.io.features import FeatureSpec, Normalization
 from calo.io.schema import Schema
 from calo.io.summary import ReadSummary
@@ -63,6 +64,8 @@ Paths = PathLike | Sequence[PathLike]
 
 _KEEP = 0
 _REASON_CODES = {"empty": 1, "nonfinite": 2, "negative_energy": 3, "too_many_hits": 4}
+#: per-hit float columns (read as float32 and checked for NaN/inf)
+_FLOAT_ROLES = ("x", "y", "z", "energy", "dx", "dy", "dz", "time")
 
 
 @dataclass
@@ -107,8 +110,6 @@ class ReadPolicy:
     step_size: int | str = "100 MB"
 
     def __post_init__(self) -> None:
-        from calo.errors import ConfigError
-
         choices = {
             "on_nonfinite": ("skip", "error"),
             "on_negative_energy": ("skip", "clip", "error"),
@@ -396,6 +397,337 @@ def _first_bad(mask: np.ndarray, counts: np.ndarray) -> int:
     return int(np.searchsorted(np.cumsum(counts), hit, side="right"))
 
 
+@dataclass
+class _HitColumns:
+    """Flat per-hit columns of a chunk (stage 1 of :func:`chunk_to_data`)."""
+
+    counts: np.ndarray  # [n_ev] hits per event
+    pcounts: np.ndarray | None  # [n_ev] particles per event (None: no particle branches)
+    cols: dict[str, np.ndarray]  # role -> [n_hit] (x, y, z, energy, dx, dy, dz, time, layer)
+    frac: np.ndarray  # [n_hit, Kf] truth fractions
+
+    @property
+    def n_hit(self) -> int:
+        return int(self.counts.sum())
+
+
+@dataclass
+class _Selection:
+    """Which events and hits a chunk keeps (stages 2-3 of :func:`chunk_to_data`)."""
+
+    keep_ev: np.ndarray  # [n_ev] bool
+    keep_hit: np.ndarray  # [n_hit] bool
+    new_counts: np.ndarray  # [n_kept] hits per kept event
+    energy: np.ndarray  # [n_hit] energies (negative ones set to 0 by on_negative_energy="clip")
+
+
+def _chunk_plan(arr: ak.Array, info: ChunkInfo, schema: Schema, plan: _Plan | None) -> _Plan:
+    """The branches of a chunk: ``plan`` if the caller has one, else from the schema."""
+    if plan is not None:
+        return plan
+    fields = list(arr.fields)
+    plan = _Plan(
+        schema.hit_branches(),
+        schema.fraction_branches(fields, file=info.file),
+        schema.particle_branches(),
+        schema.event_branches(),
+    )
+    if plan.fractions:
+        plan.hit.pop("truth_index", None)
+    return plan
+
+
+def _hit_columns(arr: ak.Array, info: ChunkInfo, schema: Schema, plan: _Plan) -> _HitColumns:
+    """Stage 1: check the per-event lengths of the jagged branches and flatten the hits."""
+    hit_names = [plan.hit["x"], *[b for r, b in plan.hit.items() if r != "x"], *plan.fractions]
+    counts = _check_lengths(arr, list(dict.fromkeys(hit_names)), info, "hit")
+    assert counts is not None
+    pcounts = _check_lengths(arr, list(plan.particle.values()), info, "particle")
+    n_hit = int(counts.sum())
+    cols: dict[str, np.ndarray] = {}
+    for i, role in enumerate(("dx", "dy", "dz")):
+        if role not in plan.hit:
+            cols[role] = np.full(n_hit, schema.cell_size[i], dtype=np.float32)
+    for role in _FLOAT_ROLES:
+        if role in plan.hit:
+            cols[role] = _flat(arr[plan.hit[role]], np.float32)
+    cols["layer"] = (
+        _flat(arr[plan.hit["layer"]], np.int64)
+        if "layer" in plan.hit
+        else np.zeros(n_hit, dtype=np.int64)
+    )
+    return _HitColumns(counts, pcounts, cols, _truth_fractions(arr, plan, n_hit))
+
+
+def _truth_fractions(arr: ak.Array, plan: _Plan, n_hit: int) -> np.ndarray:
+    """``[N, Kf]`` truth fractions from the fraction branches or the truth index (one-hot)."""
+    if plan.fractions:
+        frac = np.empty((n_hit, len(plan.fractions)), dtype=np.float32)
+        for j, b in enumerate(plan.fractions):
+            frac[:, j] = _flat(arr[b], np.float32)
+        return frac
+    if "truth_index" in plan.hit:
+        tidx = _flat(arr[plan.hit["truth_index"]], np.int64)
+        kf = int(tidx.max()) + 1 if n_hit and tidx.max() >= 0 else 0
+        frac = np.zeros((n_hit, kf), dtype=np.float32)
+        sig = tidx >= 0
+        frac[np.nonzero(sig)[0], tidx[sig]] = 1.0
+        return frac
+    return np.zeros((n_hit, 0), dtype=np.float32)
+
+
+def _nonfinite_events(
+    hits: _HitColumns, ev: np.ndarray, info: ChunkInfo, plan: _Plan, policy: ReadPolicy
+) -> np.ndarray:
+    """``[n_ev]`` events with a NaN or infinite hit value or truth fraction (or a DataError at
+    the first one, with ``on_nonfinite="error"``)."""
+    counts, frac, n_hit = hits.counts, hits.frac, hits.n_hit
+    bad_hit = np.zeros(n_hit, dtype=bool)
+    for role in _FLOAT_ROLES:
+        if role in hits.cols and hits.cols[role].dtype.kind == "f":
+            col_bad = ~np.isfinite(hits.cols[role])
+            if policy.on_nonfinite == "error" and col_bad.any():
+                i = _first_bad(col_bad, counts)
+                raise DataError(
+                    "NaN or infinite value in this event; fix the file, or read with "
+                    "on_nonfinite='skip' to skip such events (they are counted)",
+                    file=info.file,
+                    tree=info.tree,
+                    branch=plan.hit.get(role, role),
+                    entry=info.entry_start + i,
+                )
+            bad_hit |= col_bad
+    if frac.shape[1]:
+        fbad = ~np.isfinite(frac)
+        if policy.on_nonfinite == "error" and fbad.any():
+            h, j = np.argwhere(fbad)[0]
+            i = _first_bad(np.arange(n_hit) == h, counts)
+            raise DataError(
+                "NaN or infinite truth fraction in this event; fix the file, or read with "
+                "on_nonfinite='skip'",
+                file=info.file,
+                tree=info.tree,
+                branch=plan.fractions[j] if plan.fractions else None,
+                entry=info.entry_start + i,
+            )
+        bad_hit |= fbad.any(axis=1)
+    bad_ev = np.zeros(len(counts), dtype=bool)
+    bad_ev[ev[bad_hit]] = True
+    return bad_ev
+
+
+def _skip_reasons(
+    hits: _HitColumns, ev: np.ndarray, info: ChunkInfo, plan: _Plan, policy: ReadPolicy
+) -> np.ndarray:
+    """Stage 2: ``[n_ev]`` reason code of each event (``_KEEP`` for a good one, else the first
+    reason in ``_REASON_CODES`` order), or a DataError where ``policy`` says so."""
+    counts = hits.counts
+    n_ev = len(counts)
+    reason = np.zeros(n_ev, dtype=np.int8)
+
+    def flag(code: int, event_mask: np.ndarray) -> None:
+        reason[(reason == _KEEP) & event_mask] = code
+
+    flag(_REASON_CODES["empty"], counts == 0)
+    flag(_REASON_CODES["nonfinite"], _nonfinite_events(hits, ev, info, plan, policy))
+    if policy.on_negative_energy != "clip":
+        neg_ev = np.zeros(n_ev, dtype=bool)
+        neg_ev[ev[hits.cols["energy"] < 0]] = True
+        if policy.on_negative_energy == "error" and (neg_ev & (reason == _KEEP)).any():
+            i = int(np.argmax(neg_ev & (reason == _KEEP)))
+            raise DataError(
+                "negative hit energy in this event; fix the file, or read with "
+                "on_negative_energy='skip' (skip the event) or 'clip' (set it to 0)",
+                file=info.file,
+                tree=info.tree,
+                branch=plan.hit["energy"],
+                entry=info.entry_start + i,
+            )
+        flag(_REASON_CODES["negative_energy"], neg_ev)
+    over = _over_max_hits(counts, policy)
+    if policy.on_too_many_hits == "error" and (over & (reason == _KEEP)).any():
+        i = int(np.argmax(over & (reason == _KEEP)))
+        raise DataError(
+            f"event has {counts[i]} hits, more than max_hits={policy.max_hits}; raise max_hits "
+            "or read with on_too_many_hits='truncate' or 'skip'",
+            file=info.file,
+            tree=info.tree,
+            branch=plan.hit["x"],
+            entry=info.entry_start + i,
+        )
+    if policy.on_too_many_hits == "skip":
+        flag(_REASON_CODES["too_many_hits"], over)
+    return reason
+
+
+def _over_max_hits(counts: np.ndarray, policy: ReadPolicy) -> np.ndarray:
+    """``[n_ev]`` events with more than ``policy.max_hits`` hits."""
+    if policy.max_hits is None:
+        return np.zeros(len(counts), dtype=bool)
+    return counts > policy.max_hits
+
+
+def _count_events(
+    reason: np.ndarray,
+    counts: np.ndarray,
+    info: ChunkInfo,
+    summary: ReadSummary,
+    limit: int | None,
+) -> np.ndarray:
+    """Stage 3a: apply ``limit`` to the kept events (later entries are marked not looked at,
+    -1, in ``reason``), add the events read and skipped to ``summary``; ``[n_ev]`` kept."""
+    n_look = len(reason)
+    if limit is not None:
+        kept_idx = np.nonzero(reason == _KEEP)[0]
+        if len(kept_idx) > limit:
+            n_look = int(kept_idx[limit - 1]) + 1 if limit > 0 else 0
+            reason[n_look:] = -1  # not looked at
+    summary.events_read += n_look
+    summary.hits_read += int(counts[:n_look].sum())
+    for name, code in _REASON_CODES.items():
+        sel = np.nonzero(reason == code)[0]
+        if len(sel):
+            summary.add_skip(name, info.file, info.entry_start + int(sel[0]), len(sel))
+            if len(summary.examples[name]) < 5:
+                for s in sel[1 : 5 - len(summary.examples[name]) + 1]:
+                    summary.examples[name].append((info.file, info.entry_start + int(s)))
+    return reason == _KEEP
+
+
+def _select_hits(
+    hits: _HitColumns,
+    ev: np.ndarray,
+    keep_ev: np.ndarray,
+    policy: ReadPolicy,
+    summary: ReadSummary,
+) -> _Selection:
+    """Stage 3b: the hits of the kept events, negative energies clipped and events truncated
+    to ``max_hits`` where ``policy`` says so (counted in ``summary``)."""
+    counts, n_hit = hits.counts, hits.n_hit
+    keep_hit = keep_ev[ev]
+    energy = hits.cols["energy"]
+    if policy.on_negative_energy == "clip":
+        neg = energy < 0
+        summary.hits_clipped += int((neg & keep_hit).sum())
+        energy = np.where(neg, np.float32(0.0), energy)
+    if policy.max_hits is not None and policy.on_too_many_hits == "truncate":
+        trunc_ev = _over_max_hits(counts, policy) & keep_ev
+        if trunc_ev.any():
+            order = np.lexsort((-energy, ev))  # by event, then energy descending
+            starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+            rank = np.empty(n_hit, dtype=np.int64)
+            rank[order] = np.arange(n_hit) - starts[ev[order]]
+            drop = (rank >= policy.max_hits) & trunc_ev[ev]
+            summary.events_truncated += int(trunc_ev.sum())
+            summary.hits_dropped += int(drop.sum())
+            keep_hit &= ~drop
+    new_counts = np.bincount(ev[keep_hit], minlength=len(counts))[keep_ev]
+    summary.events_kept += int(keep_ev.sum())
+    summary.hits_kept += int(new_counts.sum())
+    return _Selection(keep_ev, keep_hit, new_counts, energy)
+
+
+def _hit_tensors(
+    arr: ak.Array,
+    hits: _HitColumns,
+    chosen: _Selection,
+    plan: _Plan,
+    features: FeatureSpec,
+    normalization: Normalization | None,
+) -> dict[str, Tensor]:
+    """Stage 4a: the per-hit tensors of the whole chunk's kept hits (``y`` with ``Kf``
+    columns)."""
+    keep_hit, frac = chosen.keep_hit, hits.frac
+    all_hits = bool(keep_hit.all())
+
+    def sel(a: np.ndarray) -> np.ndarray:
+        return a if all_hits else a[keep_hit]
+
+    cols = {**hits.cols, "energy": chosen.energy}
+    feat = torch.from_numpy(features.compute({k: sel(v) for k, v in cols.items()}))
+    if normalization is not None:
+        if tuple(normalization.names) != features.names:
+            raise ConfigError(
+                f"normalisation is for features {list(normalization.names)}, the reader makes "
+                f"{list(features.names)}"
+            )
+        feat = normalization.apply(feat)
+    if "noise" in plan.hit:
+        noise = _flat(arr[plan.hit["noise"]], bool)
+    else:
+        noise = frac.sum(axis=1) <= 0 if frac.shape[1] else np.zeros(hits.n_hit, dtype=bool)
+    return {
+        "x": feat,
+        "pos": torch.from_numpy(np.stack([sel(cols["x"]), sel(cols["y"]), sel(cols["z"])], 1)),
+        "energy": torch.from_numpy(np.ascontiguousarray(sel(chosen.energy))),
+        "y": torch.from_numpy(np.ascontiguousarray(sel(frac))),
+        "noise": torch.from_numpy(np.ascontiguousarray(sel(noise))),
+        "layer": torch.from_numpy(np.ascontiguousarray(sel(cols["layer"]))),
+    }
+
+
+def _n_columns(kf: int, pcounts: np.ndarray | None, info: ChunkInfo, policy: ReadPolicy) -> int:
+    """Number K of truth columns: the larger of ``kf`` and the particles per event, or
+    ``policy.n_particles`` (a DataError if the data has more)."""
+    k = kf
+    if pcounts is not None and len(pcounts):
+        k = max(k, int(pcounts.max()))
+    if policy.n_particles is None:
+        return k
+    if k > policy.n_particles:
+        i = int(np.argmax(pcounts > policy.n_particles)) if pcounts is not None else 0
+        raise DataError(
+            f"the data has {k} particles (truth columns) but n_particles="
+            f"{policy.n_particles}; raise n_particles or leave it None",
+            file=info.file,
+            tree=info.tree,
+            entry=info.entry_start + i,
+        )
+    return policy.n_particles
+
+
+def _event_tensors(arr: ak.Array, info: ChunkInfo, plan: _Plan, k: int) -> dict[str, Tensor]:
+    """Stage 4b: per-event tensors of every event of the chunk (particles padded to ``k``)."""
+    n_ev = len(arr)
+
+    def pmat(role: str, dtype: Any) -> np.ndarray:
+        if role in plan.particle:
+            return _particle_matrix(arr, plan.particle[role], k, dtype)
+        return np.zeros((n_ev, k), dtype=dtype)
+
+    if "event_id" in plan.event:
+        ev_id = np.asarray(arr[plan.event["event_id"]], dtype=np.int64)
+    else:
+        ev_id = info.entry_start + np.arange(n_ev, dtype=np.int64)
+    if "weight" in plan.event:
+        w = np.asarray(arr[plan.event["weight"]], dtype=np.float32)
+    else:
+        w = np.ones(n_ev, dtype=np.float32)
+    p_xy = np.stack([pmat("x", np.float32), pmat("y", np.float32)], axis=-1)
+    return {
+        "particle_energy": torch.from_numpy(pmat("energy", np.float32)),
+        "particle_pdg": torch.from_numpy(pmat("pdg", np.int64)),
+        "particle_deposited": torch.from_numpy(pmat("deposited", np.float32)),
+        "particle_xy": torch.from_numpy(p_xy.reshape(n_ev, k, 2)),
+        "event_id": torch.from_numpy(ev_id),
+        "weight": torch.from_numpy(w),
+    }
+
+
+def _assemble(
+    hit_t: dict[str, Tensor], event_t: dict[str, Tensor], chosen: _Selection
+) -> list[Data]:
+    """Stage 5: one ``Data`` per kept event (a loop over events; the tensors are views)."""
+    sizes = chosen.new_counts.tolist()
+    parts = {name: torch.split(t, sizes) for name, t in hit_t.items()}
+    out: list[Data] = []
+    for j, i in enumerate(np.nonzero(chosen.keep_ev)[0].tolist()):
+        fields = {name: p[j] for name, p in parts.items()}
+        fields.update({name: t[i : i + 1] for name, t in event_t.items()})
+        out.append(_make_data(fields))
+    return out
+
+
 def chunk_to_data(
     arr: ak.Array,
     info: ChunkInfo,
@@ -409,6 +741,10 @@ def chunk_to_data(
     _plan_: _Plan | None = None,
 ) -> list[Data]:
     """Convert one awkward chunk (as yielded by :func:`iterate_events`) to ``Data`` objects.
+
+    In stages: flatten the hits and check the branch lengths; flag bad events (or raise, as
+    ``policy`` says); apply ``limit`` and count; select the hits kept (clipped, truncated);
+    build the chunk's tensors; split them into one ``Data`` per kept event.
 
     Parameters
     ----------
@@ -446,258 +782,17 @@ def chunk_to_data(
     policy = policy or ReadPolicy()
     features = features or FeatureSpec()
     summary = summary if summary is not None else ReadSummary()
-    plan = _plan_
-    if plan is None:
-        fields = list(arr.fields)
-        plan = _Plan(
-            schema.hit_branches(),
-            schema.fraction_branches(fields, file=info.file),
-            schema.particle_branches(),
-            schema.event_branches(),
-        )
-        if plan.fractions:
-            plan.hit.pop("truth_index", None)
-    n_ev = len(arr)
-
-    # ---- per-event lengths -----------------------------------------------------------------
-    hit_names = [plan.hit["x"], *[b for r, b in plan.hit.items() if r != "x"], *plan.fractions]
-    counts = _check_lengths(arr, list(dict.fromkeys(hit_names)), info, "hit")
-    assert counts is not None
-    pcounts = _check_lengths(arr, list(plan.particle.values()), info, "particle")
-
-    # ---- flat per-hit columns --------------------------------------------------------------
-    n_hit = int(counts.sum())
-    cols: dict[str, np.ndarray] = {}
-    floats = ["x", "y", "z", "energy", "dx", "dy", "dz", "time"]
-    for i, role in enumerate(("dx", "dy", "dz")):
-        if role not in plan.hit:
-            cols[role] = np.full(n_hit, schema.cell_size[i], dtype=np.float32)
-    for role in ("x", "y", "z", "energy", "dx", "dy", "dz", "time"):
-        if role in plan.hit:
-            cols[role] = _flat(arr[plan.hit[role]], np.float32)
-    cols["layer"] = (
-        _flat(arr[plan.hit["layer"]], np.int64)
-        if "layer" in plan.hit
-        else np.zeros(n_hit, dtype=np.int64)
-    )
-
-    # truth fractions [N, Kf]
-    if plan.fractions:
-        frac = np.empty((n_hit, len(plan.fractions)), dtype=np.float32)
-        for j, b in enumerate(plan.fractions):
-            frac[:, j] = _flat(arr[b], np.float32)
-    elif "truth_index" in plan.hit:
-        tidx = _flat(arr[plan.hit["truth_index"]], np.int64)
-        kf = int(tidx.max()) + 1 if n_hit and tidx.max() >= 0 else 0
-        frac = np.zeros((n_hit, kf), dtype=np.float32)
-        sig = tidx >= 0
-        frac[np.nonzero(sig)[0], tidx[sig]] = 1.0
-    else:
-        frac = np.zeros((n_hit, 0), dtype=np.float32)
-
-    # ---- per-event bad flags ---------------------------------------------------------------
-    ev = np.repeat(np.arange(n_ev), counts)
-    reason = np.zeros(n_ev, dtype=np.int8)
-
-    def flag(code: int, event_mask: np.ndarray) -> None:
-        reason[(reason == _KEEP) & event_mask] = code
-
-    flag(_REASON_CODES["empty"], counts == 0)
-
-    bad_hit = np.zeros(n_hit, dtype=bool)
-    for role in floats:
-        if role in cols and cols[role].dtype.kind == "f":
-            col_bad = ~np.isfinite(cols[role])
-            if policy.on_nonfinite == "error" and col_bad.any():
-                i = _first_bad(col_bad, counts)
-                raise DataError(
-                    "NaN or infinite value in this event; fix the file, or read with "
-                    "on_nonfinite='skip' to skip such events (they are counted)",
-                    file=info.file,
-                    tree=info.tree,
-                    branch=plan.hit.get(role, role),
-                    entry=info.entry_start + i,
-                )
-            bad_hit |= col_bad
-    if frac.shape[1]:
-        fbad = ~np.isfinite(frac)
-        if policy.on_nonfinite == "error" and fbad.any():
-            h, j = np.argwhere(fbad)[0]
-            i = _first_bad(np.arange(n_hit) == h, counts)
-            raise DataError(
-                "NaN or infinite truth fraction in this event; fix the file, or read with "
-                "on_nonfinite='skip'",
-                file=info.file,
-                tree=info.tree,
-                branch=plan.fractions[j] if plan.fractions else None,
-                entry=info.entry_start + i,
-            )
-        bad_hit |= fbad.any(axis=1)
-    bad_ev = np.zeros(n_ev, dtype=bool)
-    bad_ev[ev[bad_hit]] = True
-    flag(_REASON_CODES["nonfinite"], bad_ev)
-
-    neg = cols["energy"] < 0
-    if policy.on_negative_energy != "clip":
-        neg_ev = np.zeros(n_ev, dtype=bool)
-        neg_ev[ev[neg]] = True
-        if policy.on_negative_energy == "error" and (neg_ev & (reason == _KEEP)).any():
-            i = int(np.argmax(neg_ev & (reason == _KEEP)))
-            raise DataError(
-                "negative hit energy in this event; fix the file, or read with "
-                "on_negative_energy='skip' (skip the event) or 'clip' (set it to 0)",
-                file=info.file,
-                tree=info.tree,
-                branch=plan.hit["energy"],
-                entry=info.entry_start + i,
-            )
-        flag(_REASON_CODES["negative_energy"], neg_ev)
-
-    over = counts > policy.max_hits if policy.max_hits is not None else np.zeros(n_ev, dtype=bool)
-    if policy.on_too_many_hits == "error" and (over & (reason == _KEEP)).any():
-        i = int(np.argmax(over & (reason == _KEEP)))
-        raise DataError(
-            f"event has {counts[i]} hits, more than max_hits={policy.max_hits}; raise max_hits "
-            "or read with on_too_many_hits='truncate' or 'skip'",
-            file=info.file,
-            tree=info.tree,
-            branch=plan.hit["x"],
-            entry=info.entry_start + i,
-        )
-    if policy.on_too_many_hits == "skip":
-        flag(_REASON_CODES["too_many_hits"], over)
-
-    # ---- limit on kept events --------------------------------------------------------------
-    n_look = n_ev
-    if limit is not None:
-        kept_idx = np.nonzero(reason == _KEEP)[0]
-        if len(kept_idx) > limit:
-            n_look = int(kept_idx[limit - 1]) + 1 if limit > 0 else 0
-            reason[n_look:] = -1  # not looked at
-    summary.events_read += n_look
-    summary.hits_read += int(counts[:n_look].sum())
-    for name, code in _REASON_CODES.items():
-        sel = np.nonzero(reason == code)[0]
-        if len(sel):
-            summary.add_skip(name, info.file, info.entry_start + int(sel[0]), len(sel))
-            if len(summary.examples[name]) < 5:
-                for s in sel[1 : 5 - len(summary.examples[name]) + 1]:
-                    summary.examples[name].append((info.file, info.entry_start + int(s)))
-    keep_ev = reason == _KEEP
-
-    # ---- hits kept: events kept, truncated to max_hits -------------------------------------
-    keep_hit = keep_ev[ev]
-    energy = cols["energy"]
-    if policy.on_negative_energy == "clip":
-        clip = neg & keep_hit
-        summary.hits_clipped += int(clip.sum())
-        energy = np.where(neg, np.float32(0.0), energy)
-    if policy.max_hits is not None and policy.on_too_many_hits == "truncate":
-        trunc_ev = over & keep_ev
-        if trunc_ev.any():
-            order = np.lexsort((-energy, ev))  # by event, then energy descending
-            starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-            rank = np.empty(n_hit, dtype=np.int64)
-            rank[order] = np.arange(n_hit) - starts[ev[order]]
-            drop = (rank >= policy.max_hits) & trunc_ev[ev]
-            summary.events_truncated += int(trunc_ev.sum())
-            summary.hits_dropped += int(drop.sum())
-            keep_hit &= ~drop
-    new_counts = np.bincount(ev[keep_hit], minlength=n_ev)[keep_ev]
-    summary.events_kept += int(keep_ev.sum())
-    summary.hits_kept += int(new_counts.sum())
-
-    # ---- tensors for the whole chunk -------------------------------------------------------
-    all_hits = bool(keep_hit.all())
-
-    def sel(a: np.ndarray) -> np.ndarray:
-        return a if all_hits else a[keep_hit]
-
-    cols["energy"] = energy
-    feat = torch.from_numpy(features.compute({k: sel(v) for k, v in cols.items()}))
-    if normalization is not None:
-        if tuple(normalization.names) != features.names:
-            from calo.errors import ConfigError
-
-            raise ConfigError(
-                f"normalisation is for features {list(normalization.names)}, the reader makes "
-                f"{list(features.names)}"
-            )
-        feat = normalization.apply(feat)
-    pos = torch.from_numpy(np.stack([sel(cols["x"]), sel(cols["y"]), sel(cols["z"])], axis=1))
-    e_t = torch.from_numpy(np.ascontiguousarray(sel(energy)))
-    y_t = torch.from_numpy(np.ascontiguousarray(sel(frac)))
-    if "noise" in plan.hit:
-        noise = _flat(arr[plan.hit["noise"]], bool)
-    else:
-        noise = frac.sum(axis=1) <= 0 if frac.shape[1] else np.zeros(n_hit, dtype=bool)
-    noise_t = torch.from_numpy(np.ascontiguousarray(sel(noise)))
-    layer_t = torch.from_numpy(np.ascontiguousarray(sel(cols["layer"])))
-
-    # ---- per-event and per-particle --------------------------------------------------------
-    k = frac.shape[1]
-    if pcounts is not None and n_ev:
-        k = max(k, int(pcounts.max()))
-    if policy.n_particles is not None:
-        if k > policy.n_particles:
-            i = int(np.argmax(pcounts > policy.n_particles)) if pcounts is not None else 0
-            raise DataError(
-                f"the data has {k} particles (truth columns) but n_particles="
-                f"{policy.n_particles}; raise n_particles or leave it None",
-                file=info.file,
-                tree=info.tree,
-                entry=info.entry_start + i,
-            )
-        k = policy.n_particles
-    if y_t.shape[1] < k:
-        y_t = torch.nn.functional.pad(y_t, (0, k - y_t.shape[1]))
-
-    def pmat(role: str, dtype: Any) -> np.ndarray:
-        if role in plan.particle:
-            return _particle_matrix(arr, plan.particle[role], k, dtype)
-        return np.zeros((n_ev, k), dtype=dtype)
-
-    p_e = torch.from_numpy(pmat("energy", np.float32))
-    p_pdg = torch.from_numpy(pmat("pdg", np.int64))
-    p_dep = torch.from_numpy(pmat("deposited", np.float32))
-    p_xy = torch.from_numpy(
-        np.stack([pmat("x", np.float32), pmat("y", np.float32)], axis=-1).reshape(n_ev, k, 2)
-    )
-    if "event_id" in plan.event:
-        ev_id = np.asarray(arr[plan.event["event_id"]], dtype=np.int64)
-    else:
-        ev_id = info.entry_start + np.arange(n_ev, dtype=np.int64)
-    if "weight" in plan.event:
-        w = np.asarray(arr[plan.event["weight"]], dtype=np.float32)
-    else:
-        w = np.ones(n_ev, dtype=np.float32)
-    ev_t = torch.from_numpy(ev_id)
-    w_t = torch.from_numpy(w)
-
-    # ---- one Data per kept event (loop over events, tensors are views) ---------------------
-    sizes = new_counts.tolist()
-    parts = [torch.split(t, sizes) for t in (feat, pos, e_t, y_t, noise_t, layer_t)]
-    out: list[Data] = []
-    for j, i in enumerate(np.nonzero(keep_ev)[0].tolist()):
-        out.append(
-            _make_data(
-                {
-                    "x": parts[0][j],
-                    "pos": parts[1][j],
-                    "energy": parts[2][j],
-                    "y": parts[3][j],
-                    "noise": parts[4][j],
-                    "layer": parts[5][j],
-                    "particle_energy": p_e[i : i + 1],
-                    "particle_pdg": p_pdg[i : i + 1],
-                    "particle_deposited": p_dep[i : i + 1],
-                    "particle_xy": p_xy[i : i + 1],
-                    "event_id": ev_t[i : i + 1],
-                    "weight": w_t[i : i + 1],
-                }
-            )
-        )
-    return out
+    plan = _chunk_plan(arr, info, schema, _plan_)
+    hits = _hit_columns(arr, info, schema, plan)
+    ev = np.repeat(np.arange(len(arr)), hits.counts)  # event index of each hit
+    reason = _skip_reasons(hits, ev, info, plan, policy)
+    keep_ev = _count_events(reason, hits.counts, info, summary, limit)
+    chosen = _select_hits(hits, ev, keep_ev, policy, summary)
+    hit_t = _hit_tensors(arr, hits, chosen, plan, features, normalization)
+    k = _n_columns(hits.frac.shape[1], hits.pcounts, info, policy)
+    if hit_t["y"].shape[1] < k:
+        hit_t["y"] = torch.nn.functional.pad(hit_t["y"], (0, k - hit_t["y"].shape[1]))
+    return _assemble(hit_t, _event_tensors(arr, info, plan, k), chosen)
 
 
 def _data_public(fields: dict[str, torch.Tensor]) -> Data:

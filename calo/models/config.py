@@ -39,7 +39,7 @@ def _check_potential(obj: GravNetModelConfig | GarNetModelConfig) -> None:
 
     try:
         check_potential(obj.potential)
-    except ValueError as err:
+    except ConfigError as err:
         raise ConfigError(f"model.{type(obj).__name__}.potential: {err}") from None
 
 

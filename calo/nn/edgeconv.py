@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from torch import Tensor, nn
 from torch_geometric.nn import EdgeConv
 
+from calo.errors import ConfigError, DataError
 from calo.nn.knn import Backend, knn_graph
 
 __all__ = ["DynamicEdgeConv", "edge_mlp"]
@@ -51,7 +52,7 @@ def edge_mlp(
     )
     """
     if not channels:
-        raise ValueError("edge_mlp needs at least one layer width")
+        raise ConfigError("edge_mlp needs at least one layer width")
     layers: list[nn.Module] = []
     width = 2 * in_channels
     for i, c in enumerate(channels):
@@ -100,9 +101,9 @@ class DynamicEdgeConv(nn.Module):
     ) -> None:
         super().__init__()
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"DynamicEdgeConv: k must be a positive integer, got {k!r}")
+            raise ConfigError(f"DynamicEdgeConv: k must be a positive integer, got {k!r}")
         if aggr not in ("max", "mean", "add"):
-            raise ValueError(f"DynamicEdgeConv: aggr must be 'max', 'mean' or 'add', got {aggr!r}")
+            raise ConfigError(f"DynamicEdgeConv: aggr must be 'max', 'mean' or 'add', got {aggr!r}")
         self.conv = EdgeConv(nn, aggr=aggr)
         self.k = k
         self.aggr = aggr
@@ -145,7 +146,7 @@ class DynamicEdgeConv(nn.Module):
         torch.Size([7, 4])
         """
         if x.dim() != 2:
-            raise ValueError(f"DynamicEdgeConv expects x of shape [N, F], got {list(x.shape)}")
+            raise DataError(f"DynamicEdgeConv expects x of shape [N, F], got {list(x.shape)}")
         edge_index = knn_graph(x, self.k, batch, loop=True, backend=self.knn_backend)
         return self.conv(x, edge_index)
 

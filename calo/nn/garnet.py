@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from calo.errors import ConfigError, DataError
 from calo.nn.knn import batch_to_ptr
 from calo.nn.potentials import Potential, check_potential, potential_from_d
 
@@ -123,22 +124,22 @@ class GarNetConv(nn.Module):
             ("n_propagate", n_propagate),
         ):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"GarNetConv: {name} must be a positive integer, got {v!r}")
+                raise ConfigError(f"GarNetConv: {name} must be a positive integer, got {v!r}")
         aggr = (aggr,) if isinstance(aggr, str) else tuple(aggr)
         if simplified and aggr == ("mean", "max"):
             aggr = ("mean",)
         if aggr not in (("mean",), ("mean", "max")):
-            raise ValueError(f"GarNetConv: aggr must be ('mean',) or ('mean', 'max'), got {aggr}")
+            raise ConfigError(f"GarNetConv: aggr must be ('mean',) or ('mean', 'max'), got {aggr}")
         if simplified and aggr != ("mean",):
-            raise ValueError("GarNetConv: the simplified form aggregates by mean only")
+            raise ConfigError("GarNetConv: the simplified form aggregates by mean only")
         if mean_by not in ("n", "vmax"):
-            raise ValueError(f"GarNetConv: mean_by must be 'n' or 'vmax', got {mean_by!r}")
+            raise ConfigError(f"GarNetConv: mean_by must be 'n' or 'vmax', got {mean_by!r}")
         if v_max is not None and (
             isinstance(v_max, bool) or not isinstance(v_max, int) or v_max < 1
         ):
-            raise ValueError(f"GarNetConv: v_max must be a positive integer, got {v_max!r}")
+            raise ConfigError(f"GarNetConv: v_max must be a positive integer, got {v_max!r}")
         if collapse not in (None, "mean", "sum", "max"):
-            raise ValueError(
+            raise ConfigError(
                 f"GarNetConv: collapse must be None, 'mean', 'sum' or 'max', got {collapse!r}"
             )
         self.in_channels = in_channels
@@ -232,7 +233,7 @@ class GarNetConv(nn.Module):
         if self.mean_by == "n":
             return counts.clamp(min=1).to(dtype)
         if v_max is None:
-            raise ValueError(
+            raise ConfigError(
                 "GarNetConv(mean_by='vmax') on ragged input needs v_max; set v_max=... "
                 "or use mean_by='n'"
             )
@@ -257,9 +258,10 @@ class GarNetConv(nn.Module):
 
         Raises
         ------
-        ValueError
-            On wrong shapes, ``n`` outside ``[0, V]``, or ``mean_by="vmax"`` without ``v_max``
-            on ragged input.
+        calo.errors.DataError
+            On wrong shapes or ``n`` outside ``[0, V]``.
+        calo.errors.ConfigError
+            For ``mean_by="vmax"`` without ``v_max`` on ragged input.
 
         Examples
         --------
@@ -268,7 +270,7 @@ class GarNetConv(nn.Module):
         torch.Size([6, 2])
         """
         if x.dim() not in (2, 3) or x.shape[-1] != self.in_channels:
-            raise ValueError(
+            raise DataError(
                 f"GarNetConv expects x of shape [N, {self.in_channels}] (ragged) or "
                 f"[B, V, {self.in_channels}] (padded), got {list(x.shape)}"
             )
@@ -288,13 +290,13 @@ class GarNetConv(nn.Module):
         if n is None:
             n = torch.full((n_ev,), v, dtype=torch.long, device=x.device)
         if n.dim() != 1 or n.numel() != n_ev or n.dtype.is_floating_point:
-            raise ValueError(
+            raise DataError(
                 f"GarNetConv: n must be an integer tensor of shape [B] = [{n_ev}], "
                 f"got {n.dtype} {list(n.shape)}"
             )
         n = n.to(device=x.device, dtype=torch.long)
         if bool(((n < 0) | (n > v)).any()):
-            raise ValueError(f"GarNetConv: n must lie in [0, V] = [0, {v}], got {n.tolist()}")
+            raise DataError(f"GarNetConv: n must lie in [0, V] = [0, {v}], got {n.tolist()}")
         mask = torch.arange(v, device=x.device).unsqueeze(0) < n.unsqueeze(1)  # [B, V]
         batch = torch.arange(n_ev, device=x.device).unsqueeze(1).expand(n_ev, v)[mask]
         nu = self._normaliser(n, self.v_max if self.v_max is not None else v, x.dtype)

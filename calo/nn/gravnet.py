@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from calo.errors import ConfigError, DataError
 from calo.nn.knn import Backend, knn
 from calo.nn.potentials import Potential, check_potential, potential_from_d2
 
@@ -189,10 +190,10 @@ class GravNetConv(nn.Module):
             ("k", k),
         ):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"GravNetConv: {name} must be a positive integer, got {v!r}")
+                raise ConfigError(f"GravNetConv: {name} must be a positive integer, got {v!r}")
         aggr = (aggr,) if isinstance(aggr, str) else tuple(aggr)
         if not aggr or any(a not in _AGGRS for a in aggr) or len(set(aggr)) != len(aggr):
-            raise ValueError(
+            raise ConfigError(
                 f"GravNetConv: aggr must be distinct names from {list(_AGGRS)}, got {aggr!r}"
             )
         self.in_channels = in_channels
@@ -241,7 +242,7 @@ class GravNetConv(nn.Module):
         torch.Size([5, 2])
         """
         if x.dim() != 2 or x.shape[1] != self.in_channels:
-            raise ValueError(
+            raise DataError(
                 f"GravNetConv expects x of shape [N, {self.in_channels}], got {list(x.shape)}"
             )
         s = self.lin_s(x)

@@ -62,6 +62,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from calo.errors import ConfigError, DataError
 from calo.nn._knn_kdtree import knn_kdtree
 
 __all__ = ["batch_to_ptr", "gather_dist2", "knn", "knn_graph"]
@@ -89,7 +90,7 @@ def batch_to_ptr(batch: Tensor | None, num_points: int) -> Tensor:
 
     Raises
     ------
-    ValueError
+    calo.errors.DataError
         If ``batch`` is not one-dimensional of length ``N``, not integer, negative or not sorted.
 
     Examples
@@ -100,23 +101,23 @@ def batch_to_ptr(batch: Tensor | None, num_points: int) -> Tensor:
     if batch is None:
         return torch.tensor([0, num_points], dtype=torch.long)
     if batch.dim() != 1 or batch.numel() != num_points:
-        raise ValueError(
+        raise DataError(
             f"batch must have shape [N] = [{num_points}], got {list(batch.shape)}; "
             "pass the event index of every point (torch_geometric's Batch.batch)"
         )
     if batch.dtype.is_floating_point or batch.dtype == torch.bool:
-        raise ValueError(f"batch must be an integer tensor, got {batch.dtype}")
+        raise DataError(f"batch must be an integer tensor, got {batch.dtype}")
     if num_points == 0:
         return torch.zeros(1, dtype=torch.long)
     # numpy: a few microseconds instead of tens for torch's small-tensor dispatch
     b = batch.detach().to("cpu", torch.long).numpy()
     if (b[1:] < b[:-1]).any():
-        raise ValueError(
+        raise DataError(
             "batch must be sorted (non-decreasing), as torch_geometric batches are; "
             "sort the points by event first"
         )
     if b[0] < 0:
-        raise ValueError(f"batch must be non-negative, got minimum {int(b[0])}")
+        raise DataError(f"batch must be non-negative, got minimum {int(b[0])}")
     counts = np.bincount(b, minlength=int(b[-1]) + 1)
     ptr = np.zeros(counts.size + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])
@@ -158,21 +159,21 @@ def gather_dist2(x: Tensor, idx: Tensor, y: Tensor | None = None) -> Tensor:
 
 def _check_inputs(x: Tensor, k: int) -> None:
     if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        raise DataError(f"x must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 2:
-        raise ValueError(
+        raise DataError(
             f"x must have shape [N, S] (points x coordinates), got {list(x.shape)}; "
             "use x.view(-1, 1) for one coordinate"
         )
     if not x.dtype.is_floating_point:
-        raise ValueError(f"x must be a floating-point tensor, got {x.dtype}")
+        raise DataError(f"x must be a floating-point tensor, got {x.dtype}")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+        raise ConfigError(f"k must be a positive integer, got {k!r}")
 
 
 def _resolve_backend(backend: str, x: Tensor) -> str:
     if backend not in _BACKENDS:
-        raise ValueError(f"unknown knn backend {backend!r}; choose one of {list(_BACKENDS)}")
+        raise ConfigError(f"unknown knn backend {backend!r}; choose one of {list(_BACKENDS)}")
     if backend == "auto":
         return "torch" if x.device.type != "cpu" else "kdtree"
     return backend
@@ -184,7 +185,7 @@ def _knn_scipy(x: Tensor, k: int, ptr: Tensor) -> np.ndarray:
 
     xn = x.detach().cpu().numpy()
     if not np.isfinite(xn).all():
-        raise ValueError("x contains NaN or inf; the kNN is undefined for non-finite points")
+        raise DataError("x contains NaN or inf; the kNN is undefined for non-finite points")
     n_total = xn.shape[0]
     out = np.full((n_total, k), -1, dtype=np.int64)
     workers = max(1, torch.get_num_threads())
@@ -208,7 +209,7 @@ def _knn_torch(x: Tensor, k: int, ptr: Tensor, max_block: int) -> Tensor:
     """Neighbour indices [N, k] (int64, -1 missing) by chunked brute force in torch."""
     xd = x.detach()
     if not bool(torch.isfinite(xd).all()):
-        raise ValueError("x contains NaN or inf; the kNN is undefined for non-finite points")
+        raise DataError("x contains NaN or inf; the kNN is undefined for non-finite points")
     n_total = xd.shape[0]
     out = torch.full((n_total, k), -1, dtype=torch.long, device=x.device)
     sq = xd.pow(2).sum(-1)
@@ -358,9 +359,11 @@ def knn(
 
     Raises
     ------
-    ValueError
-        If ``x`` is not ``[N, S]`` floating point, contains NaN/inf, ``k < 1``, ``batch`` is
-        malformed or unsorted, or ``backend`` is unknown.
+    calo.errors.DataError
+        If ``x`` is not an ``[N, S]`` floating-point tensor, contains NaN/inf, or ``batch`` is
+        malformed, unsorted or on another device.
+    calo.errors.ConfigError
+        If ``k < 1``, ``max_block < 1`` or ``backend`` is unknown.
 
     Examples
     --------
@@ -373,9 +376,9 @@ def knn(
     n_total = x.shape[0]
     ptr = batch_to_ptr(batch, n_total)
     if batch is not None and batch.device != x.device:
-        raise ValueError(f"batch is on {batch.device} but x is on {x.device}")
+        raise DataError(f"batch is on {batch.device} but x is on {x.device}")
     if max_block < 1:
-        raise ValueError(f"max_block must be positive, got {max_block}")
+        raise ConfigError(f"max_block must be positive, got {max_block}")
     which = _resolve_backend(backend, x)
     if n_total == 0:
         return (
@@ -388,7 +391,7 @@ def knn(
             xc = xc.float()  # float16 and bfloat16 are exact in float32
         xn = xc.numpy()
         if not np.isfinite(xn).all():
-            raise ValueError("x contains NaN or inf; the kNN is undefined for non-finite points")
+            raise DataError("x contains NaN or inf; the kNN is undefined for non-finite points")
         nb, d2 = knn_kdtree(
             xn,
             ptr.numpy(),

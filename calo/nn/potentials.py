@@ -24,6 +24,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from calo.errors import ConfigError
+
 __all__ = ["POTENTIALS", "Potential", "check_potential", "potential_from_d", "potential_from_d2"]
 
 Potential = Literal["exp10", "gauss", "exp_abs"]
@@ -31,7 +33,7 @@ POTENTIALS: tuple[str, ...] = ("exp10", "gauss", "exp_abs")
 
 
 def check_potential(name: str) -> str:
-    """Return ``name`` if it is a known potential, else raise ValueError listing the choices.
+    """Return ``name`` if it is a known potential, else raise a ConfigError listing the choices.
 
     Examples
     --------
@@ -39,7 +41,7 @@ def check_potential(name: str) -> str:
     'gauss'
     """
     if name not in POTENTIALS:
-        raise ValueError(f"unknown potential {name!r}; choose one of {list(POTENTIALS)}")
+        raise ConfigError(f"unknown potential {name!r}; choose one of {list(POTENTIALS)}")
     return name
 
 
@@ -74,7 +76,7 @@ def potential_from_d2(d2: Tensor, name: str) -> Tensor:
         pos = d2 > 0
         d = torch.sqrt(torch.where(pos, d2, torch.ones_like(d2)))
         return torch.where(pos, torch.exp(-d), torch.ones_like(d2))
-    raise ValueError(f"unknown potential {name!r}; choose one of {list(POTENTIALS)}")
+    raise ConfigError(f"unknown potential {name!r}; choose one of {list(POTENTIALS)}")
 
 
 def potential_from_d(d: Tensor, name: str) -> Tensor:
@@ -103,4 +105,4 @@ def potential_from_d(d: Tensor, name: str) -> Tensor:
         return torch.exp(-d * d)
     if name == "exp_abs":
         return torch.exp(-torch.abs(d))
-    raise ValueError(f"unknown potential {name!r}; choose one of {list(POTENTIALS)}")
+    raise ConfigError(f"unknown potential {name!r}; choose one of {list(POTENTIALS)}")

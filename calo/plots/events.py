@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from calo.errors import ConfigError
+
 __all__ = ["event_arrays", "plot_event"]
 
 
@@ -115,7 +117,7 @@ def plot_event(
     from matplotlib.patches import Rectangle
 
     if color not in ("fraction", "energy"):
-        raise ValueError(f"color must be 'fraction' or 'energy', got {color!r}")
+        raise ConfigError(f"color must be 'fraction' or 'energy', got {color!r}")
     a = event_arrays(event)
     e = np.clip(a["energy"], 1e-6, None)
     lo, hi = energy_range or (float(e.min()) if len(e) else 1e-3, float(e.max()) if len(e) else 1.0)

@@ -21,10 +21,9 @@ from calo.errors import ConfigError
 from calo.fpga.garnet import GarNetFixedConfig
 from calo.fpga.qat import PAPER_SUBLAYERS
 from calo.models.config import GravNetModelConfig, ModelConfig
-from calo.train.baseline import BaselineConfig
+from calo.reco.config import BaselineConfig, CalibrationConfig
 
 __all__ = [
-    "CalibrationConfig",
     "DataConfig",
     "EPiConfig",
     "LossConfig",
@@ -269,67 +268,6 @@ class LossConfig:
             raise ConfigError(f"loss.share_weight must be >= 0, got {self.share_weight}")
         if not 0.0 <= self.ordered_overlap <= 1.0:
             raise ConfigError(f"loss.ordered_overlap must be in [0, 1], got {self.ordered_overlap}")
-
-
-@dataclass
-class CalibrationConfig:
-    """The share calibration that calo-train fits after training (two-shower data only;
-    :mod:`calo.train.calibration`).
-
-    Attributes
-    ----------
-    enabled:
-        Fit it on the training events, write ``share_calibration.json`` into the run folder
-        and report the calibrated model as the method ``"calibrated"`` next to the model and
-        the baseline (calo-evaluate applies the run's calibration too).
-    share_bins:
-        Uniform bins of the smaller column's predicted share on [0, 0.5].
-    sharpness_bins:
-        Bins (quantiles of the training events) of the split's sharpness.
-    energy_bins:
-        Bins (quantiles) of the event energy; 0 chooses one per 800 training events, at
-        most 8.
-    min_events:
-        Training events a bin needs to be calibrated.
-    min_gain:
-        Relative gain in the squared response error a bin's share must bring over the model's
-        own split to replace it.
-    refine_iterations:
-        Iterations of the profile refinement before the share calibration, reported as the
-        method ``"refined"`` (calo.train.baseline.refine_fractions: the baseline's shower
-        profile with the axes and amplitudes fitted to the model's split instead of grown
-        from seeds, with ``baseline.radius`` and ``baseline.slope_damping``); 0 leaves it out.
-
-    Examples
-    --------
-    >>> CalibrationConfig().enabled
-    True
-    >>> CalibrationConfig(share_bins=0)
-    Traceback (most recent call last):
-    ...
-    calo.errors.ConfigError: calibration.share_bins must be >= 1, got 0
-    """
-
-    enabled: bool = True
-    share_bins: int = 5
-    sharpness_bins: int = 10
-    energy_bins: int = 0
-    min_events: int = 20
-    min_gain: float = 0.05
-    refine_iterations: int = 2
-
-    def __post_init__(self) -> None:
-        if self.refine_iterations < 0:
-            raise ConfigError(
-                f"calibration.refine_iterations must be >= 0, got {self.refine_iterations}"
-            )
-        for key in ("share_bins", "sharpness_bins", "min_events"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"calibration.{key} must be >= 1, got {getattr(self, key)}")
-        if self.energy_bins < 0:
-            raise ConfigError(f"calibration.energy_bins must be >= 0, got {self.energy_bins}")
-        if not 0.0 <= self.min_gain < 1.0:
-            raise ConfigError(f"calibration.min_gain must be in [0, 1), got {self.min_gain}")
 
 
 @dataclass

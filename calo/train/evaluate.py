@@ -1,6 +1,6 @@
 """Evaluation of a trained model next to the classical baseline, on the same events.
 
-:func:`evaluate` runs a model and :func:`calo.train.baseline.baseline_fractions` over a dataset
+:func:`evaluate` runs a model and :func:`calo.reco.baseline.baseline_fractions` over a dataset
 and collects, for both, the permutation-invariant loss and the response statistics of
 :mod:`calo.train.metrics`. :func:`load_model` rebuilds a model from a calo checkpoint.
 
@@ -33,8 +33,7 @@ from torch_geometric.loader import DataLoader
 from calo.config import from_dict
 from calo.errors import CheckpointError, ConfigError
 from calo.models import build_model
-from calo.train.baseline import BaselineConfig, baseline_fractions
-from calo.train.calibration import ShareCalibration
+from calo.reco import BaselineConfig, ShareCalibration, baseline_fractions
 from calo.train.checkpoint import read_checkpoint
 from calo.train.config import TrainConfig
 from calo.train.metrics import DEFAULT_ENERGY_BINS, ResponseAccumulator
@@ -121,7 +120,7 @@ def evaluate(
         truth) under ``"examples"``, for event displays.
     calibration:
         Also evaluate the model's fractions after this share calibration
-        (:mod:`calo.train.calibration`) as the method ``"calibrated"``, and after its
+        (:mod:`calo.reco.calibration`) as the method ``"calibrated"``, and after its
         profile refinement alone (where it has one) as ``"refined"``.
 
     Returns

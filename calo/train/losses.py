@@ -46,6 +46,9 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 from torch_geometric.utils import scatter
 
+from calo.errors import ConfigError
+from calo.reco.shares import check_hits, count_events, event_energy_shares, signal_energy
+
 #: Hit weights of the loss: the paper's ``t_ik sqrt(E_i)`` or ``sqrt(E_i)`` (see above).
 Weighting = Literal["truth", "energy"]
 WEIGHTINGS: tuple[str, ...] = ("truth", "energy")
@@ -59,38 +62,12 @@ __all__ = [
     "energy_order_assignment",
     "energy_ordered_loss",
     "energy_share_loss",
-    "event_energy_shares",
     "fraction_loss",
     "pairwise_shower_loss",
     "per_event_loss",
     "permutation_invariant_loss",
     "shower_overlap",
 ]
-
-
-def _check(pred: Tensor, target: Tensor, energy: Tensor, batch: Tensor | None) -> Tensor:
-    if pred.dim() != 2 or target.shape != pred.shape:
-        raise ValueError(
-            f"pred and target must both be [N, K]; got {tuple(pred.shape)} and {tuple(target.shape)}"
-        )
-    if energy.shape != (pred.shape[0],):
-        raise ValueError(f"energy must be [N] = [{pred.shape[0]}]; got {tuple(energy.shape)}")
-    if batch is None:
-        return torch.zeros(pred.shape[0], dtype=torch.long, device=pred.device)
-    if batch.shape != (pred.shape[0],):
-        raise ValueError(f"batch must be [N] = [{pred.shape[0]}]; got {tuple(batch.shape)}")
-    return batch
-
-
-def _signal_energy(target: Tensor, energy: Tensor) -> Tensor:
-    """``[N]`` hit energies (clipped at 0) on signal hits, 0 on noise-only hits."""
-    return energy.clamp(min=0) * (target > 0).any(dim=1)
-
-
-def _num_events(batch: Tensor, num_events: int | None) -> int:
-    if num_events is not None:
-        return num_events
-    return int(batch.max()) + 1 if batch.numel() else 0
 
 
 def pairwise_shower_loss(
@@ -131,10 +108,10 @@ def pairwise_shower_loss(
     >>> cost[0, 0].tolist(), valid.tolist()
     ([0.0625, 0.5625], [[True, False]])
     """
-    batch = _check(pred, target, energy, batch)
+    batch = check_hits(pred, target, energy, batch)
     if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-    nb = _num_events(batch, num_events)
+        raise ConfigError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    nb = count_events(batch, num_events)
     sqrt_e = energy.clamp(min=0).sqrt().unsqueeze(1)
     w = target * sqrt_e  # [N, K] weights of truth shower k
     valid = scatter(w, batch, dim=0, dim_size=nb, reduce="sum") > 0  # [B, K]
@@ -293,8 +270,8 @@ def energy_order_assignment(
     >>> energy_order_assignment(t, torch.tensor([1.0, 2.0, 3.0])).tolist()
     [[1, 0]]
     """
-    batch = _check(target, target, energy, batch)
-    nb = _num_events(batch, num_events)
+    batch = check_hits(target, target, energy, batch)
+    nb = count_events(batch, num_events)
     e_true = scatter(target * energy.clamp(min=0).unsqueeze(1), batch, dim=0, dim_size=nb)
     order = torch.argsort(-e_true, dim=1, stable=True)  # [B, K]: shower at each rank
     ranks = torch.arange(order.shape[1], device=order.device).expand_as(order)
@@ -320,9 +297,9 @@ def shower_overlap(
     >>> shower_overlap(t, torch.tensor([4.0, 2.0, 1.0])).tolist()
     [0.5]
     """
-    batch = _check(target, target, energy, batch)
-    nb = _num_events(batch, num_events)
-    e = _signal_energy(target, energy)
+    batch = check_hits(target, target, energy, batch)
+    nb = count_events(batch, num_events)
+    e = signal_energy(target, energy)
     e_true = scatter(target * e.unsqueeze(1), batch, dim=0, dim_size=nb)  # [B, K]
     off_main = scatter((1.0 - target.max(dim=1).values) * e, batch, dim=0, dim_size=nb)
     if e_true.shape[1] < 2:
@@ -379,34 +356,6 @@ def energy_ordered_loss(
     return _assigned(cost, valid, perm)
 
 
-def event_energy_shares(
-    fractions: Tensor,
-    target: Tensor,
-    energy: Tensor,
-    batch: Tensor | None = None,
-    num_events: int | None = None,
-) -> Tensor:
-    """Share of each event's signal energy that each column of ``fractions`` takes.
-
-    ``[B, C]``: :math:`\\sum_i f_{ic} E_i / \\sum_i E_i` over the event's signal hits (those
-    with a truth fraction above 0, as ``target`` says; energies clipped at 0); 0 for events
-    without signal. ``fractions`` may be predictions, the truth itself or any per-hit quantity
-    ``[N, C]`` to average with the energy as weight.
-
-    Examples
-    --------
-    >>> import torch
-    >>> t = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
-    >>> event_energy_shares(t, t, torch.tensor([3.0, 1.0, 9.0])).tolist()
-    [[0.75, 0.25]]
-    """
-    batch = _check(target, target, energy, batch)
-    nb = _num_events(batch, num_events)
-    e = _signal_energy(target, energy)
-    total = scatter(e, batch, dim=0, dim_size=nb).clamp(min=torch.finfo(e.dtype).tiny)
-    return scatter(fractions * e.unsqueeze(1), batch, dim=0, dim_size=nb) / total.unsqueeze(1)
-
-
 def energy_share_loss(
     pred: Tensor,
     target: Tensor,
@@ -436,7 +385,7 @@ def energy_share_loss(
     >>> float(energy_share_loss(t, t, e, perm))
     0.0
     """
-    batch = _check(pred, target, energy, batch)
+    batch = check_hits(pred, target, energy, batch)
     true = event_energy_shares(target, target, energy, batch, num_events)
     given = event_energy_shares(
         align_predictions(pred, perm, batch), target, energy, batch, num_events

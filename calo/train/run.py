@@ -37,7 +37,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from calo.config import apply_overrides, load_yaml, save_yaml, to_dict
 from calo.errors import CheckpointError, ConfigError, DataError
-from calo.train.calibration import (
+from calo.reco.calibration import (
     ShareCalibration,
     fit_share_calibration,
     model_split_features,
@@ -48,7 +48,7 @@ from calo.train.data import CaloDataModule
 from calo.train.evaluate import evaluate, format_comparison, load_model
 from calo.train.module import CaloModule, FractionModule
 
-#: the share calibration's file in a run folder (:mod:`calo.train.calibration`)
+#: the share calibration's file in a run folder (:mod:`calo.reco.calibration`)
 CALIBRATION_FILE = "share_calibration.json"
 #: the methods compared with the baseline: the network, and after its post-processing
 COMPARED_METHODS = ("model", "refined", "calibrated")

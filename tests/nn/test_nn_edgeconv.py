@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch_geometric.nn as pyg_nn
 
+from calo.errors import ConfigError, DataError
 from calo.nn import DynamicEdgeConv, edge_mlp
 
 
@@ -57,7 +58,7 @@ def test_edge_mlp_layout():
     mlp = edge_mlp(16, (64, 64, 64), last_act=False)
     assert [m.__class__.__name__ for m in mlp] == ["Linear", "ReLU"] * 2 + ["Linear"]
     assert mlp[0].in_features == 32
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(ConfigError, match="at least one"):
         edge_mlp(3, ())
 
 
@@ -67,9 +68,9 @@ def test_repr_reset_and_errors():
     w = conv.nn[0].weight.clone()
     conv.reset_parameters()
     assert not torch.equal(w, conv.nn[0].weight)
-    with pytest.raises(ValueError, match="k must be"):
+    with pytest.raises(ConfigError, match="k must be"):
         DynamicEdgeConv(edge_mlp(2, (4,)), k=0)
-    with pytest.raises(ValueError, match="aggr"):
+    with pytest.raises(ConfigError, match="aggr"):
         DynamicEdgeConv(edge_mlp(2, (4,)), k=2, aggr="min")
-    with pytest.raises(ValueError, match=r"shape \[N, F\]"):
+    with pytest.raises(DataError, match=r"shape \[N, F\]"):
         conv(torch.randn(3))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from calo.errors import ConfigError, DataError
 from calo.nn import GarNetConv
 
 
@@ -168,21 +169,21 @@ def test_repr_and_reset():
     ],
 )
 def test_bad_configuration(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         GarNetConv(3, 2, **{"n_aggregators": 2, "n_propagate": 2, **kwargs})
 
 
 def test_bad_input():
     conv = GarNetConv(3, 2, 2, 2)
-    with pytest.raises(ValueError, match="got \\[5, 4\\]"):
+    with pytest.raises(DataError, match="got \\[5, 4\\]"):
         conv(torch.randn(5, 4))
-    with pytest.raises(ValueError, match=r"\[0, V\]"):
+    with pytest.raises(DataError, match=r"\[0, V\]"):
         conv(torch.randn(2, 4, 3), torch.tensor([5, 1]))
-    with pytest.raises(ValueError, match="integer tensor"):
+    with pytest.raises(DataError, match="integer tensor"):
         conv(torch.randn(2, 4, 3), torch.tensor([2.0, 1.0]))
-    with pytest.raises(ValueError, match="shape \\[B\\]"):
+    with pytest.raises(DataError, match="shape \\[B\\]"):
         conv(torch.randn(2, 4, 3), torch.tensor([2, 1, 1]))
-    with pytest.raises(ValueError, match="needs v_max"):
+    with pytest.raises(ConfigError, match="needs v_max"):
         GarNetConv(3, 2, 2, 2, mean_by="vmax")(torch.randn(4, 3))
-    with pytest.raises(ValueError, match="sorted"):
+    with pytest.raises(DataError, match="sorted"):
         conv(torch.randn(3, 3), torch.tensor([1, 0, 0]))

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch_geometric.nn as pyg_nn
 
+from calo.errors import ConfigError, DataError
 from calo.nn import GravNetConv
 
 
@@ -125,17 +126,17 @@ def test_bad_configuration(kwargs, message):
         "k": 3,
     }
     args.update(kwargs)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         GravNetConv(**args)
 
 
 def test_bad_input():
     conv = GravNetConv(3, 2, 2, 2, k=3)
-    with pytest.raises(ValueError, match=r"shape \[N, 3\]"):
+    with pytest.raises(DataError, match=r"shape \[N, 3\]"):
         conv(torch.randn(5, 4))
-    with pytest.raises(ValueError, match=r"shape \[N, 3\]"):
+    with pytest.raises(DataError, match=r"shape \[N, 3\]"):
         conv(torch.randn(2, 5, 3))
-    with pytest.raises(ValueError, match="sorted"):
+    with pytest.raises(DataError, match="sorted"):
         conv(torch.randn(3, 3), torch.tensor([1, 0, 1]))
 
 

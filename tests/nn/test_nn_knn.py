@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from calo.errors import ConfigError, DataError
 from calo.nn import _knn_kdtree as _kd
 from calo.nn import batch_to_ptr, gather_dist2, knn, knn_graph
 from calo.nn._knn_kdtree import knn_kdtree
@@ -339,12 +340,12 @@ def test_batch_to_ptr():
 )
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_bad_input_raises(x, k, batch, message, backend):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError if message == "positive integer" else DataError, match=message):
         knn(x, k, batch, backend=backend)
 
 
 def test_unknown_backend():
-    with pytest.raises(ValueError, match="unknown knn backend"):
+    with pytest.raises(ConfigError, match="unknown knn backend"):
         knn(torch.zeros(3, 2), 2, backend="faiss")
 
 

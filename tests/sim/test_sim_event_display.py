@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
+from calo.errors import ConfigError
 from calo.plots.events import event_arrays, plot_event
 from calo.sim import SimConfig, generate
 
@@ -65,5 +66,5 @@ def test_plot_event_from_data_and_energy_colour() -> None:
     fig = plot_event(data, color="energy")
     assert len(fig.axes[1].collections[0].get_offsets()) == n
     plt.close(fig)
-    with pytest.raises(ValueError, match="color"):
+    with pytest.raises(ConfigError, match="color"):
         plot_event(data, color="pdg")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from calo.errors import ConfigError, DataError
 from calo.train.losses import (
     align_predictions,
     best_assignment,
@@ -121,9 +122,9 @@ def test_events_without_signal_are_ignored() -> None:
 
 
 def test_shape_errors() -> None:
-    with pytest.raises(ValueError, match="pred and target"):
+    with pytest.raises(DataError, match="pred and target"):
         fraction_loss(torch.zeros(3, 2), torch.zeros(3, 3), torch.zeros(3))
-    with pytest.raises(ValueError, match="energy"):
+    with pytest.raises(DataError, match="energy"):
         fraction_loss(torch.zeros(3, 2), torch.zeros(3, 2), torch.zeros(2))
 
 
@@ -137,7 +138,7 @@ def test_energy_weighting_hand_computed() -> None:
     # energy: both showers over hits 0 and 1 with weights 2 and 1: (2 * 0.01 + 0.09) / 3 each
     res = permutation_invariant_loss(p, t, e, weighting="energy")
     assert float(res.loss) == pytest.approx(0.11 / 3)
-    with pytest.raises(ValueError, match="weighting"):
+    with pytest.raises(ConfigError, match="weighting"):
         permutation_invariant_loss(p, t, e, weighting="mse")
 
 

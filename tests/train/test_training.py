@@ -16,7 +16,7 @@ import torch
 
 from calo.config import apply_overrides, to_dict
 from calo.errors import CheckpointError, ConfigError, DataError
-from calo.train.calibration import ShareCalibration
+from calo.reco.calibration import ShareCalibration
 from calo.train.checkpoint import read_checkpoint
 from calo.train.cli import evaluate_main, train_main
 from calo.train.config import TrainConfig

@@ -37,7 +37,7 @@ rest), so hits keep the model's relative split and only the event's share moves.
 
 **Profile refinement first** (``calibration.refine_iterations``, default 2). Before the
 features are taken, the model's fractions go through
-:func:`calo.train.baseline.refine_fractions`: the baseline's transverse shower profile, with
+:func:`calo.reco.baseline.refine_fractions`: the baseline's transverse shower profile, with
 each shower's axis and amplitude fitted to the model's split instead of grown from seeds,
 re-shares the hits (expectation-maximisation steps). Where the showers are apart this
 removes what a network gets wrong at the hit level (a small shower next to a large one that
@@ -80,12 +80,11 @@ from torch_geometric.loader import DataLoader
 from torch_geometric.utils import scatter
 
 from calo.errors import DataError
-from calo.train.baseline import BaselineConfig, profile_refine
-from calo.train.config import CalibrationConfig
-from calo.train.losses import event_energy_shares
+from calo.reco.baseline import profile_refine
+from calo.reco.config import BaselineConfig, CalibrationConfig
+from calo.reco.shares import event_energy_shares
 
 __all__ = [
-    "CalibrationConfig",
     "ShareCalibration",
     "fit_share_calibration",
     "model_split_features",
@@ -134,7 +133,7 @@ def split_features(
     ([0.225, 0.55, 4.0], [1])
     """
     if fractions.dim() != 2 or fractions.shape[1] != 2:
-        raise ValueError(
+        raise DataError(
             f"the share calibration needs [N, 2] fractions, got {tuple(fractions.shape)}"
         )
     every = torch.ones_like(energy).unsqueeze(1)  # every hit counts: no truth at inference
@@ -159,7 +158,7 @@ class ShareCalibration:
     (NaN: keep the model's split), as :func:`fit_share_calibration` returns it, with the
     number of training events it was fitted on and of those left out (no signal, NaN), and
     the profile refinement applied before it (``refine_iterations`` steps with the profile's
-    ``radius`` and ``slope_damping``, :class:`~calo.train.baseline.BaselineConfig`; 0: none).
+    ``radius`` and ``slope_damping``, :class:`~calo.reco.config.BaselineConfig`; 0: none).
 
     Examples
     --------
@@ -186,16 +185,16 @@ class ShareCalibration:
         self.table = np.asarray(self.table, dtype=float)
         shape = tuple(len(e) - 1 for e in self.edges)
         if len(self.edges) != 3 or self.table.shape != shape or min(shape, default=0) < 1:
-            raise ValueError(
+            raise DataError(
                 f"a share calibration needs 3 edge lists and a table of their bin counts; got "
                 f"edges of {[len(e) for e in self.edges]} and a table of {self.table.shape}"
             )
         if any(np.any(np.diff(np.asarray(e, dtype=float)) < 0) for e in self.edges):
-            raise ValueError("a share calibration's bin edges must be increasing")
+            raise DataError("a share calibration's bin edges must be increasing")
         if np.any(self.table[np.isfinite(self.table)] < 0) or np.any(self.table > 0.5):
-            raise ValueError("a share calibration's table must hold shares in [0, 0.5] or NaN")
+            raise DataError("a share calibration's table must hold shares in [0, 0.5] or NaN")
         if self.refine_iterations < 0 or not self.radius > 0 or not self.slope_damping >= 0:
-            raise ValueError(
+            raise DataError(
                 "a share calibration's refinement needs iterations >= 0, radius > 0 and "
                 f"slope_damping >= 0; got {self.refine_iterations}, {self.radius}, "
                 f"{self.slope_damping}"
@@ -224,7 +223,7 @@ class ShareCalibration:
         if not self.refine_iterations:
             return fractions
         if pos is None:
-            raise ValueError("this share calibration refines with the profile: it needs pos")
+            raise DataError("this share calibration refines with the profile: it needs pos")
         return profile_refine(fractions, pos, energy, batch, self.profile, self.refine_iterations)
 
     def apply(
@@ -292,7 +291,7 @@ class ShareCalibration:
             refine = d["refine"] if version >= 2 else {"iterations": 0}
             counts = [d["n_train"], d.get("n_skipped", 0), refine["iterations"], *d["shape"]]
             if any(type(v) is not int for v in counts):
-                raise ValueError(f"counts must be integers, got {counts}")
+                raise DataError(f"counts must be integers, got {counts}")
             return cls(
                 [list(map(float, e)) for e in d["edges"]],
                 table.reshape(d["shape"]),
@@ -302,7 +301,7 @@ class ShareCalibration:
                 float(refine.get("radius", cls.radius)),
                 float(refine.get("slope_damping", cls.slope_damping)),
             )
-        except (KeyError, TypeError, ValueError, OverflowError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError, DataError) as e:
             raise DataError(f"malformed share calibration: {e}", file=file) from None
 
     def save(self, path: str | Path) -> Path:
@@ -344,7 +343,7 @@ def fit_share_calibration(
     f = np.asarray(features, dtype=float)
     ts = np.asarray(true_share, dtype=float)
     if f.ndim != 2 or f.shape[1] != 3 or ts.shape != (len(f),):
-        raise ValueError(f"features must be [B, 3] and true_share [B]; got {f.shape}, {ts.shape}")
+        raise DataError(f"features must be [B, 3] and true_share [B]; got {f.shape}, {ts.shape}")
     ok = np.isfinite(f).all(axis=1) & np.isfinite(ts) & (ts > 0)
     f, ts = f[ok], ts[ok]
     if not len(f):

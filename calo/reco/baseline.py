@@ -21,7 +21,7 @@ truth by the same permutation-invariant metrics as the networks.
 
 :func:`refine_fractions` (:func:`profile_refine` for a batch) runs steps 4 and 3 from a
 network's fractions instead of the seeds: the profile refinement that calo-train applies
-before the share calibration (:mod:`calo.train.calibration`).
+before the share calibration (:mod:`calo.reco.calibration`).
 
 Examples
 --------
@@ -35,61 +35,20 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import Tensor
 
+from calo.errors import ConfigError, DataError
+from calo.reco.config import BaselineConfig
+
 __all__ = [
-    "BaselineConfig",
     "baseline_fractions",
     "find_seeds",
     "profile_refine",
     "refine_fractions",
     "share_energy",
 ]
-
-
-@dataclass
-class BaselineConfig:
-    """Parameters of the classical baseline.
-
-    Attributes
-    ----------
-    radius:
-        Core radius R (cm) of the transverse profile.
-    min_seed_distance:
-        Minimum transverse distance (cm) between seeds.
-    iterations:
-        Number of sharing/update iterations.
-    slope_damping:
-        Ridge term (cm^2 of depth spread) that damps the fitted axis slope.
-
-    Examples
-    --------
-    >>> BaselineConfig(radius=2.0).radius
-    2.0
-    """
-
-    radius: float = 1.0
-    min_seed_distance: float = 1.5
-    iterations: int = 10
-    slope_damping: float = 25.0
-
-    def __post_init__(self) -> None:
-        from calo.errors import ConfigError
-
-        if not self.radius > 0:
-            raise ConfigError(f"baseline.radius must be > 0, got {self.radius}")
-        if self.min_seed_distance < 0:
-            raise ConfigError(
-                f"baseline.min_seed_distance must be >= 0, got {self.min_seed_distance}"
-            )
-        if self.iterations < 0:
-            raise ConfigError(f"baseline.iterations must be >= 0, got {self.iterations}")
-        if self.slope_damping < 0:
-            raise ConfigError(f"baseline.slope_damping must be >= 0, got {self.slope_damping}")
 
 
 def find_seeds(xy: np.ndarray, energy: np.ndarray, n_seeds: int, min_distance: float) -> np.ndarray:
@@ -147,7 +106,7 @@ def share_energy(
     n_showers:
         Number of showers M to find (>= 1).
     config:
-        :class:`BaselineConfig` (defaults when ``None``).
+        :class:`~calo.reco.config.BaselineConfig` (defaults when ``None``).
     n_columns:
         Number of output columns K >= M (default M); columns M.. are zero.
 
@@ -249,12 +208,12 @@ def refine_fractions(
     e = np.clip(np.asarray(energy, dtype=np.float64), 0.0, None)
     frac = np.asarray(fractions, dtype=np.float64)
     if frac.ndim != 2 or frac.shape[0] != pos.shape[0] or pos.shape[1:] != (3,):
-        raise ValueError(
+        raise DataError(
             f"refine_fractions needs pos [N, 3] and fractions [N, M]; got {pos.shape} and "
             f"{frac.shape}"
         )
     if iterations < 0:
-        raise ValueError(f"iterations must be >= 0, got {iterations}")
+        raise ConfigError(f"iterations must be >= 0, got {iterations}")
     out = frac.copy()
     if pos.shape[0] == 0 or iterations == 0:
         return out
@@ -269,7 +228,7 @@ def refine_fractions(
 def _event_slices(b: np.ndarray) -> list[tuple[int, int]]:
     """``(start, stop)`` of each event's hits in a sorted batch vector ``b``."""
     if not np.all(np.diff(b) >= 0):
-        raise ValueError("the hits must be grouped by event (sorted batch vector)")
+        raise DataError("the hits must be grouped by event (sorted batch vector)")
     bounds = np.flatnonzero(np.diff(b)) + 1
     starts = np.concatenate([[0], bounds]).astype(int)
     stops = np.concatenate([bounds, [b.size]]).astype(int)
@@ -301,7 +260,7 @@ def profile_refine(
     e = energy.detach().cpu().double().numpy()
     b = np.zeros(x.shape[0], dtype=np.int64) if batch is None else batch.cpu().numpy()
     if not (p.shape[0] == x.shape[0] == e.shape[0] == b.shape[0]) or x.shape[1:] != (3,):
-        raise ValueError(
+        raise DataError(
             f"profile_refine needs fractions [N, K], pos [N, 3], energy [N] and batch [N]; got "
             f"{p.shape}, {x.shape}, {e.shape} and {b.shape}"
         )

@@ -11,8 +11,8 @@ import torch
 from torch_geometric.data import Data
 
 from calo.errors import ConfigError, DataError
-from calo.train.baseline import BaselineConfig, profile_refine
-from calo.train.calibration import (
+from calo.reco.baseline import profile_refine
+from calo.reco.calibration import (
     GRID,
     ShareCalibration,
     fit_share_calibration,
@@ -20,8 +20,7 @@ from calo.train.calibration import (
     share_error,
     split_features,
 )
-from calo.train.config import CalibrationConfig, TrainConfig
-from calo.train.run import _fit_calibration
+from calo.reco.config import BaselineConfig, CalibrationConfig
 
 
 def _even_split_events(n: int, rng: np.random.Generator, energy: tuple[float, float]) -> np.ndarray:
@@ -78,7 +77,7 @@ def test_events_without_signal_or_with_nan_are_counted_not_fitted() -> None:
     assert cal.n_train == 95 and cal.n_skipped == 5
     with pytest.raises(DataError, match="no two-shower training event"):
         fit_share_calibration(f[:3], ts[:3])
-    with pytest.raises(ValueError, match=r"\[B, 3\]"):
+    with pytest.raises(DataError, match=r"\[B, 3\]"):
         fit_share_calibration(f[:, :2], ts)
 
 
@@ -104,7 +103,7 @@ def test_features_and_application_by_hand() -> None:
     torch.testing.assert_close(nan.apply(p, e, b), p)
     # an event without energy has no share to move: its fractions stay as they are
     torch.testing.assert_close(cal.apply(p, torch.zeros(3), b), p)
-    with pytest.raises(ValueError, match=r"\[N, 2\]"):
+    with pytest.raises(DataError, match=r"\[N, 2\]"):
         split_features(torch.ones(3, 3) / 3, e, b)
 
 
@@ -169,17 +168,6 @@ def test_model_features_need_two_truth_showers() -> None:
         model_split_features(Even(), [])
 
 
-def test_calo_train_skips_the_calibration_for_other_than_two_showers(tmp_path: Path) -> None:
-    cfg = TrainConfig()
-    cfg.model.n_showers = 3
-    cal, info = _fit_calibration(torch.nn.Identity(), [], cfg, tmp_path, "cpu")
-    assert cal is None and not info["fitted"] and "two-shower" in info["reason"]
-    cfg = TrainConfig()
-    cfg.calibration.enabled = False
-    assert _fit_calibration(torch.nn.Identity(), [], cfg, tmp_path, "cpu")[0] is None
-    assert not list(tmp_path.iterdir())
-
-
 @pytest.mark.parametrize(
     ("override", "match"),
     [
@@ -227,7 +215,7 @@ def test_calibration_with_refinement_refines_first_and_records_it(tmp_path: Path
     torch.testing.assert_close(
         cal.apply(p, ev.energy, batch, pos=ev.pos), cal.scale_shares(refined, ev.energy, batch)
     )
-    with pytest.raises(ValueError, match="needs pos"):
+    with pytest.raises(DataError, match="needs pos"):
         cal.apply(p, ev.energy, batch)
     back = ShareCalibration.load(cal.save(tmp_path / "c.json"))
     assert (back.refine_iterations, back.radius, back.slope_damping) == (2, 0.8, 10.0)

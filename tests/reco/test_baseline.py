@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from calo.errors import ConfigError
-from calo.train.baseline import (
+from calo.errors import ConfigError, DataError
+from calo.reco.baseline import (
     BaselineConfig,
     baseline_fractions,
     find_seeds,
@@ -147,9 +147,9 @@ def test_refinement_edge_cases() -> None:
     out = refine_fractions(pos, e, wide)
     assert np.all(out[:, 2] == 0) and np.allclose(out.sum(1), 1.0)
     assert refine_fractions(np.zeros((0, 3)), np.zeros(0), np.zeros((0, 2))).shape == (0, 2)
-    with pytest.raises(ValueError, match=r"pos \[N, 3\] and fractions \[N, M\]"):
+    with pytest.raises(DataError, match=r"pos \[N, 3\] and fractions \[N, M\]"):
         refine_fractions(pos, e, truth[:-1])
-    with pytest.raises(ValueError, match="iterations must be >= 0"):
+    with pytest.raises(ConfigError, match="iterations must be >= 0"):
         refine_fractions(pos, e, truth, iterations=-1)
 
 
@@ -168,7 +168,7 @@ def test_profile_refine_batch_equals_per_event() -> None:
     for i, (ev, start) in enumerate(zip((a, b), starts, strict=True)):
         want = refine_fractions(ev[0], ev[1], start.astype(np.float32), iterations=2)
         np.testing.assert_allclose(out[batch == i].numpy(), want, atol=1e-6)
-    with pytest.raises(ValueError, match="grouped by event"):
+    with pytest.raises(DataError, match="grouped by event"):
         profile_refine(p, pos, e, batch.flip(0))
-    with pytest.raises(ValueError, match=r"batch \[N\]"):
+    with pytest.raises(DataError, match=r"batch \[N\]"):
         profile_refine(p, pos, e, batch[:-3])  # a short batch vector would skip hits

@@ -1,0 +1,120 @@
+"""Configuration of the reconstruction: the classical baseline's shower profile and the share
+calibration.
+
+Each is a dataclass whose ``__post_init__`` checks its values (a
+:class:`~calo.errors.ConfigError` names the key); :class:`calo.train.config.TrainConfig` nests
+them as ``baseline`` and ``calibration``.
+
+Examples
+--------
+>>> BaselineConfig().radius, CalibrationConfig().refine_iterations
+(1.0, 2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from calo.errors import ConfigError
+
+__all__ = ["BaselineConfig", "CalibrationConfig"]
+
+
+@dataclass
+class BaselineConfig:
+    """Parameters of the classical baseline.
+
+    Attributes
+    ----------
+    radius:
+        Core radius R (cm) of the transverse profile.
+    min_seed_distance:
+        Minimum transverse distance (cm) between seeds.
+    iterations:
+        Number of sharing/update iterations.
+    slope_damping:
+        Ridge term (cm^2 of depth spread) that damps the fitted axis slope.
+
+    Examples
+    --------
+    >>> BaselineConfig(radius=2.0).radius
+    2.0
+    """
+
+    radius: float = 1.0
+    min_seed_distance: float = 1.5
+    iterations: int = 10
+    slope_damping: float = 25.0
+
+    def __post_init__(self) -> None:
+        if not self.radius > 0:
+            raise ConfigError(f"baseline.radius must be > 0, got {self.radius}")
+        if self.min_seed_distance < 0:
+            raise ConfigError(
+                f"baseline.min_seed_distance must be >= 0, got {self.min_seed_distance}"
+            )
+        if self.iterations < 0:
+            raise ConfigError(f"baseline.iterations must be >= 0, got {self.iterations}")
+        if self.slope_damping < 0:
+            raise ConfigError(f"baseline.slope_damping must be >= 0, got {self.slope_damping}")
+
+
+@dataclass
+class CalibrationConfig:
+    """The share calibration that calo-train fits after training (two-shower data only;
+    :mod:`calo.reco.calibration`).
+
+    Attributes
+    ----------
+    enabled:
+        Fit it on the training events, write ``share_calibration.json`` into the run folder
+        and report the calibrated model as the method ``"calibrated"`` next to the model and
+        the baseline (calo-evaluate applies the run's calibration too).
+    share_bins:
+        Uniform bins of the smaller column's predicted share on [0, 0.5].
+    sharpness_bins:
+        Bins (quantiles of the training events) of the split's sharpness.
+    energy_bins:
+        Bins (quantiles) of the event energy; 0 chooses one per 800 training events, at
+        most 8.
+    min_events:
+        Training events a bin needs to be calibrated.
+    min_gain:
+        Relative gain in the squared response error a bin's share must bring over the model's
+        own split to replace it.
+    refine_iterations:
+        Iterations of the profile refinement before the share calibration, reported as the
+        method ``"refined"`` (calo.reco.baseline.refine_fractions: the baseline's shower
+        profile with the axes and amplitudes fitted to the model's split instead of grown
+        from seeds, with ``baseline.radius`` and ``baseline.slope_damping``); 0 leaves it out.
+
+    Examples
+    --------
+    >>> CalibrationConfig().enabled
+    True
+    >>> CalibrationConfig(share_bins=0)
+    Traceback (most recent call last):
+    ...
+    calo.errors.ConfigError: calibration.share_bins must be >= 1, got 0
+    """
+
+    enabled: bool = True
+    share_bins: int = 5
+    sharpness_bins: int = 10
+    energy_bins: int = 0
+    min_events: int = 20
+    min_gain: float = 0.05
+    refine_iterations: int = 2
+
+    def __post_init__(self) -> None:
+        if self.refine_iterations < 0:
+            raise ConfigError(
+                f"calibration.refine_iterations must be >= 0, got {self.refine_iterations}"
+            )
+        for key in ("share_bins", "sharpness_bins", "min_events"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"calibration.{key} must be >= 1, got {getattr(self, key)}")
+        if self.energy_bins < 0:
+            raise ConfigError(f"calibration.energy_bins must be >= 0, got {self.energy_bins}")
+        if not 0.0 <= self.min_gain < 1.0:
+            raise ConfigError(f"calibration.min_gain must be in [0, 1), got {self.min_gain}")
