@@ -7,11 +7,13 @@ simulated with calo.sim (the settings of data/make_sample.sh); the V_max most en
 (aggregators (4, 4, 8), F_LR (8, 8, 16), F_out (8, 8, 16), mean collapse) -> Dense(16, relu)
 -> Dense(8, relu) -> regression + classification; reuse factor R = V_max / 4.
 
-Per V_max: train in float (``--epochs``), evaluate ("float"), then fine-tune the same model
-with the firmware's fixed-point arithmetic (``--qat-epochs``, quantization-aware with a
-straight-through estimator, hls4ml's default types) and evaluate ("quantized"). With
-``--ternary`` also a quantized model with ternary F_LR/F_out kernels (the paper's quantized
-model) at V_max 128. The Dense head runs in float32 in every model (only the GarNetStack is
+Every model is trained by calo-train's own stack (``calo.train.run.train`` with
+``task=e_pi``, the same as ``calo-train --task e_pi``). Per V_max: a float run of ``--epochs``
+epochs ("float", ``e_pi.qat_epochs=0``) and a run of ``--epochs`` float epochs followed by
+``--qat-epochs`` epochs with the firmware's fixed-point arithmetic ("quantized",
+quantization-aware with a straight-through estimator, hls4ml's default types). With
+``--ternary`` also a quantized run with ternary F_LR/F_out kernels (the paper's quantized
+model) at V_max 128. The test events are the runs' validation events. The Dense head runs in float32 in every model (only the GarNetStack is
 quantized). For every quantized model the stack outputs of the test events are compared bit
 for bit with the numba reference calo.fpga.reference.FixedGarNet.
 
@@ -40,12 +42,12 @@ import numpy as np
 import torch
 
 from calo import __version__ as calo_version
-from calo.fpga.data import FPGAFeatures, load_e_pi, simulate_e_pi
+from calo.fpga.data import FPGAFeatures, simulate_e_pi
 from calo.fpga.garnet import GarNetFixedConfig
-from calo.fpga.qat import QGarNetModel, QGarNetStack
-from calo.fpga.train import evaluate_model, train_model
-from calo.io import read_data
-from calo.io.features import FeatureSpec
+from calo.fpga.qat import QGarNetModel
+from calo.train.e_pi import EPiDataModule
+from calo.train.evaluate import load_model
+from calo.train.run import resolve_config, train
 
 PUBLISHED = {  # (model, V_max): (ROC AUC, response RMS), Iiyama et al. 2021, table 2
     ("continuous", 128): (0.98, 0.23),
@@ -86,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test", type=int, default=4000)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--qat-epochs", type=int, default=3)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--qat-lr", type=float, default=5e-4)
+    ap.add_argument("--lr", type=float, default=3e-3, help="Adam, cosine decay over all epochs")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--v-max", type=int, nargs="+", default=[128, 64, 32, 16])
     ap.add_argument("--ternary", action="store_true", help="also a ternary model at V_max 128")
@@ -99,76 +100,68 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
 
     n_total = args.train + args.test
-    with tempfile.TemporaryDirectory() as tmp:
-        path = args.data or str(Path(tmp) / "e_pi.root")
-        if args.data is None:
-            simulate_e_pi(path, n_total, seed=1000 + args.seed)
-        data, summary = read_data(
-            path, max_events=n_total, features=FeatureSpec(("x", "y", "z", "energy"))
-        )
-    if len(data) < n_total:
-        raise SystemExit(f"only {len(data)} events available, need {n_total}")
+    tmp = tempfile.TemporaryDirectory()
+    path = args.data or str(Path(tmp.name) / "e_pi.root")
+    if args.data is None:
+        simulate_e_pi(path, n_total, seed=1000 + args.seed)
     t_data = time.perf_counter() - t_start
-    print(f"{len(data)} events ready in {t_data:.0f} s ({summary})", flush=True)
+    print(f"{n_total} events ready in {t_data:.0f} s", flush=True)
+
+    def run(v_max: int, name: str, *extra: str) -> dict:
+        qat = 0 if name == "float" else args.qat_epochs
+        overrides = [
+            "task=e_pi",
+            f"data.files=[{path}]",
+            f"data.max_events={n_total}",
+            f"data.val_fraction={args.test / n_total}",
+            f"data.batch_size={args.batch_size}",
+            f"optim.lr={args.lr}",
+            f"e_pi.fixed.n_vertices={v_max}",
+            f"e_pi.fixed.reuse_factor={max(v_max // 4, 1)}",
+            f"e_pi.qat_epochs={qat}",
+            f"trainer.max_epochs={args.epochs + qat}",
+            f"trainer.seed={args.seed}",
+            "trainer.max_time_minutes=0",
+            "trainer.early_stopping_patience=0",
+            "trainer.progress_bar=false",
+            *extra,
+        ]
+        cfg = resolve_config(None, overrides, None)
+        folder = Path(tmp.name) / f"{name}-{v_max}"
+        t0 = time.perf_counter()
+        metrics = train(cfg, folder, plots=False)
+        seconds = time.perf_counter() - t0
+        arithmetic = "float" if name == "float" else "quantized"
+        m = metrics["methods"][arithmetic]
+        row = dict(
+            model=name,
+            v_max=v_max,
+            reuse_factor=max(v_max // 4, 1),
+            train_seconds=seconds,
+            truncation=metrics["data"]["truncation"],
+            roc_auc=m["roc_auc"],
+            response_mean=m["response"]["mean"],
+            response_rms=m["response"]["rms"],
+            response_width=m["response"]["width"],
+            n_events=m["n_events"],
+            overrides=overrides,
+        )
+        if name != "float":
+            model, cfg, _, _ = load_model(folder / "checkpoints" / "best.ckpt")
+            dm = EPiDataModule(cfg.data, cfg.e_pi)
+            dm.setup()
+            row["bit_exact"] = _bit_compare(model, dm.val_sample)
+        print(row, flush=True)
+        return row
 
     rows = []
     for v_max in args.v_max:
-        sample = load_e_pi(data, v_max=v_max)
-        train, test = sample.split(args.train)
-        cfg = GarNetFixedConfig(n_vertices=v_max, reuse_factor=max(v_max // 4, 1))
         torch.manual_seed(args.seed)
-        model = QGarNetModel(QGarNetStack(config=cfg, quantized=False))
-        t0 = time.perf_counter()
-        train_model(
-            model, train, args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed
-        )
-        t_float = time.perf_counter() - t0
-        m = evaluate_model(model, test)
-        rows.append(
-            dict(
-                model="float",
-                v_max=v_max,
-                reuse_factor=cfg.reuse_factor,
-                train_seconds=t_float,
-                truncation=str(sample.truncation),
-                **m,
-            )
-        )
-        print(rows[-1], flush=True)
-        float_state = {k: v.clone() for k, v in model.state_dict().items()}
-        variants = [("quantized", False)]
+        rows.append(run(v_max, "float"))
+        rows.append(run(v_max, "quantized"))
         if args.ternary and v_max == 128:
-            variants.append(("quantized-ternary", True))
-        for name, ternary in variants:
-            model.load_state_dict(float_state)
-            model.stack.ternary = ternary
-            model.stack.set_quantized(True)
-            t0 = time.perf_counter()
-            train_model(
-                model,
-                train,
-                args.qat_epochs,
-                lr=args.qat_lr,
-                batch_size=args.batch_size,
-                seed=args.seed + 100,
-            )
-            t_q = time.perf_counter() - t0
-            m = evaluate_model(model, test)
-            bits = _bit_compare(model, test)
-            rows.append(
-                dict(
-                    model=name,
-                    v_max=v_max,
-                    reuse_factor=cfg.reuse_factor,
-                    train_seconds=t_q,
-                    truncation=str(sample.truncation),
-                    bit_exact=bits,
-                    **m,
-                )
-            )
-            print(rows[-1], flush=True)
-            model.stack.ternary = False
-            model.stack.set_quantized(False)
+            rows.append(run(v_max, "quantized-ternary", "e_pi.ternary=true"))
+    tmp.cleanup()
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -193,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Command: `{cmd.strip()}`",
         "",
-        "Float: float32 GarNetStack. Quantized: the same model fine-tuned with the firmware's "
+        "Trained by calo-train (task e_pi). Float: float32 GarNetStack. Quantized: float "
+        "epochs, then the last epochs with the firmware's "
         "fixed-point arithmetic (hls4ml default types for V_max and R = V_max/4); the Dense "
         "head is float32 in every row. 'bit-exact' counts test events whose 16 stack "
         "outputs equal calo.fpga.reference.FixedGarNet's bit for bit. Response = E_pred / "

@@ -5,10 +5,9 @@ V_max = 128, R = 32, mean collapse, hls4ml's default types) runs on events from 
 (``--data sim``, the default: calo.sim electrons and charged pions of 10-100 GeV with background
 hits, the 128 most energetic hits of each in the paper's 4 features, as
 :func:`calo.fpga.data.load_e_pi` packs them) or on toy events with n uniform in 16..128
-(``--data toy``). The weights are those of a trained checkpoint (``--checkpoint``, from
-:func:`calo.fpga.train.save_checkpoint`), of a model trained here (``--weights trained``, the
-default: 3,000 other simulated e/pi events, 20 float epochs and 2 quantization-aware ones, about
-20 s) or random ones (``--weights random``; random distance weights send many more events to the
+(``--data toy``). The weights are those of a trained checkpoint (``--checkpoint``, of a
+``calo-train --task e_pi`` run), of a model trained here by calo-train (``--weights trained``, the
+default: 3,000 other simulated e/pi events, 20 float epochs and 2 quantization-aware ones) or random ones (``--weights random``; random distance weights send many more events to the
 exact kernel, see below). Both are timed on in-memory events without file I/O, on one core (the numba
 kernels are serial njit functions, no parallel=True, and numba's thread count is set to 1);
 the outputs of both are also compared bit for bit. Each rate is the best of ``--repeats``
@@ -91,22 +90,27 @@ def _events(
 
 
 def _train_paper_model(events: int = 3000, epochs: int = 20) -> FixedGarNet:
-    """The paper's stack trained briefly on simulated e/pi events, as its FixedGarNet."""
-    import torch
+    """The paper's stack trained briefly by calo-train (task e_pi) on simulated e/pi events:
+    ``epochs`` float epochs, then 2 quantization-aware ones; returned as its FixedGarNet."""
+    from calo.train.evaluate import load_model
+    from calo.train.run import resolve_config, train
 
-    from calo.fpga.data import load_e_pi, simulate_e_pi
-    from calo.fpga.qat import QGarNetModel, QGarNetStack
-    from calo.fpga.train import train_model
-
-    torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        simulate_e_pi(Path(tmp) / "train.root", n_events=events, seed=7)
-        sample = load_e_pi(Path(tmp) / "train.root", v_max=128)
-    cfg = GarNetFixedConfig(n_vertices=128, reuse_factor=32)
-    model = QGarNetModel(QGarNetStack(config=cfg, quantized=False))
-    train_model(model, sample, epochs=epochs, lr=5e-3, batch_size=50)
-    model.stack.set_quantized(True)
-    train_model(model, sample, epochs=2, lr=1e-3, batch_size=50)
+        overrides = [
+            "task=e_pi",
+            f"data.n_events={events}",
+            "data.sim_seed=7",
+            f"data.cache_dir={tmp}",
+            "data.batch_size=50",
+            "optim.lr=5e-3",
+            "e_pi.qat_epochs=2",
+            f"trainer.max_epochs={epochs + 2}",
+            "trainer.max_time_minutes=0",
+            "trainer.early_stopping_patience=0",
+            "trainer.progress_bar=false",
+        ]
+        train(resolve_config(None, overrides, None), Path(tmp) / "run", plots=False)
+        model = load_model(Path(tmp) / "run" / "checkpoints" / "best.ckpt")[0]
     return model.stack.to_reference()
 
 
@@ -118,16 +122,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--data", choices=("sim", "toy"), default="sim", help="event source")
     ap.add_argument("--weights", choices=("trained", "random"), default="trained")
-    ap.add_argument("--checkpoint", help="a trained FPGA model to use instead (V_max 128, R 32)")
+    ap.add_argument(
+        "--checkpoint",
+        help="a calo-train --task e_pi run's checkpoint to use instead (V_max 128, R 32)",
+    )
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args(argv)
     numba.set_num_threads(1)
     load_before = os.getloadavg()[0]
     rng = np.random.default_rng(2021)
     if args.checkpoint:
-        from calo.fpga.train import load_checkpoint
+        from calo.train.evaluate import load_model
 
-        model = load_checkpoint(args.checkpoint)[0].stack.to_reference()
+        model = load_model(args.checkpoint)[0].stack.to_reference()
         if (model.config.n_vertices, model.config.reuse_factor) != (128, 32):
             raise SystemExit(f"{args.checkpoint}: not the paper's V_max = 128, R = 32 model")
         weights = f"trained ({args.checkpoint})"
