@@ -78,6 +78,10 @@ class GravNetModelConfig:
         _check_potential(self)
 
 
+#: GarNetModelConfig fields that are not layer sizes
+_GARNET_OPTIONS = ("potential", "simplified", "mean_by")
+
+
 @dataclass
 class GarNetModelConfig:
     """Sizes of the GarNet model.
@@ -86,6 +90,13 @@ class GarNetModelConfig:
     F_LR=``propagate_dimensions``, F_out=``out_channels``) + BatchNorm] -> concat ->
     Dense(``head``, relu) -> Dense(``bottleneck``) -> Dense(K, softmax). ``potential``:
     ``exp_abs`` = exp(-|d|) (the paper), ``gauss`` = exp(-d^2) (hls4ml) or ``exp10``.
+
+    The GarNet layers are the paper's (mean and max aggregation, output dense on the hit's
+    features, the returned features and the edge weights, means over the event's hits). The
+    form hls4ml's GarNet layer implements, which ``calo-export`` can turn into firmware inputs,
+    is ``simplified=true`` (mean only, output dense on the returned features) with
+    ``potential=gauss`` and ``mean_by=vmax`` (sums divided by a fixed ``v_max``, the hits per
+    event the firmware takes, a power of two).
 
     Examples
     --------
@@ -103,10 +114,15 @@ class GarNetModelConfig:
     head: int = 48
     bottleneck: int = 3
     potential: Literal["exp10", "gauss", "exp_abs"] = "exp_abs"
+    simplified: bool = False
+    mean_by: Literal["n", "vmax"] = "n"
+    v_max: int = 128
 
     def __post_init__(self) -> None:
-        _positive(self, *(f.name for f in fields(self) if f.name != "potential"))
+        _positive(self, *(f.name for f in fields(self) if f.name not in _GARNET_OPTIONS))
         _check_potential(self)
+        if self.mean_by not in ("n", "vmax"):
+            raise ConfigError(f"model.garnet.mean_by must be n or vmax, got {self.mean_by!r}")
 
 
 @dataclass

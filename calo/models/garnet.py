@@ -72,6 +72,10 @@ class GarNetModel(nn.Module):
                     n_aggregators=cfg.n_aggregators,
                     n_propagate=cfg.propagate_dimensions,
                     potential=cfg.potential,
+                    aggr=("mean",) if cfg.simplified else ("mean", "max"),
+                    simplified=cfg.simplified,
+                    mean_by=cfg.mean_by,
+                    v_max=cfg.v_max if cfg.mean_by == "vmax" else None,
                 )
             )
             self.norms.append(nn.BatchNorm1d(cfg.out_channels))

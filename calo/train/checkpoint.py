@@ -109,7 +109,7 @@ def read_checkpoint(path: str | Path, require_calo: bool = True) -> dict[str, An
         ) from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint holds a {type(ckpt).__name__}, not a dict", file=path)
-    if "calo_fpga" in ckpt and require_calo:
+    if "calo_fpga" in ckpt:
         raise CheckpointError(
             "a checkpoint of the former calo.fpga.train loop, which calo no longer reads; "
             "train the FPGA GarNet with `calo-train --task e_pi` and give its run folder or "

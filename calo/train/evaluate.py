@@ -34,7 +34,7 @@ from calo.config import from_dict
 from calo.errors import CheckpointError, ConfigError
 from calo.models import build_model
 from calo.reco import BaselineConfig, ShareCalibration, baseline_fractions
-from calo.train.checkpoint import read_checkpoint
+from calo.train.checkpoint import read_checkpoint, resolve_checkpoint
 from calo.train.config import TrainConfig
 from calo.train.metrics import DEFAULT_ENERGY_BINS, ResponseAccumulator
 
@@ -42,7 +42,8 @@ __all__ = ["evaluate", "format_comparison", "load_model"]
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig, dict[str, Any], dict[str, Any]]:
-    """Rebuild the model of a calo checkpoint (loaded with ``weights_only=True``).
+    """Rebuild the model of a calo checkpoint or run folder (its best, else last checkpoint),
+    loaded with ``weights_only=True``.
 
     The model is the task's: a fraction model of :func:`calo.models.build_model`, or for
     ``task=e_pi`` the :class:`calo.fpga.qat.QGarNetModel` in the arithmetic it was saved in.
@@ -59,6 +60,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig, dict[str, Any]
     Traceback (most recent call last):
     calo.errors.CheckpointError: ...
     """
+    path = resolve_checkpoint(path)
     ckpt = read_checkpoint(path)
     meta = ckpt["calo"]
     try:
@@ -83,6 +85,9 @@ def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig, dict[str, Any]
             f"{str(e).splitlines()[0][:200]}",
             file=path,
         ) from None
+    for k, v in model.state_dict().items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(f"weight {k} contains NaN or infinite values", file=path)
     model.eval()
     hist = meta.get("history") if isinstance(meta.get("history"), dict) else {}
     return model, cfg, dict(meta["normalization"]), dict(hist)

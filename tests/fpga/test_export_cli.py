@@ -1,4 +1,4 @@
-"""calo-export and FPGA checkpoints: train tiny -> save -> export -> reference == torch model."""
+"""calo-export of calo-train e/pi runs: train tiny -> export -> reference == torch model."""
 
 from __future__ import annotations
 
@@ -15,28 +15,27 @@ from calo.fpga.data import load_e_pi
 from calo.fpga.export import harness_source, run_harness
 from calo.fpga.fixed import parse_type
 from calo.fpga.garnet import GarNetFixedConfig, QuantizedSublayer
-from calo.fpga.qat import QGarNetModel, QGarNetStack
 from calo.fpga.reference import FixedGarNet
-from calo.fpga.train import load_checkpoint, save_checkpoint, train_model
+from calo.train.evaluate import load_model
+from calo.train.run import resolve_config, train
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample_e_pi.root"
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny model trained in float then quantization-aware on the e/pi sample, saved."""
-    torch.manual_seed(5)
-    sample = load_e_pi(SAMPLE, v_max=16, max_events=240)
-    train, _ = sample.split(200)
-    cfg = GarNetFixedConfig(n_vertices=16, reuse_factor=4)
-    model = QGarNetModel(QGarNetStack(config=cfg, quantized=False))
-    train_model(model, train, epochs=2, lr=5e-3, batch_size=50)
-    model.stack.set_quantized(True)
-    train_model(model, train, epochs=1, lr=1e-3, batch_size=50)
-    path = save_checkpoint(
-        model, tmp_path_factory.mktemp("ckpt") / "qat.ckpt", metadata={"note": "tiny"}
-    )
-    return model, path
+    """A tiny e/pi run of calo-train (2 float epochs, 1 quantization-aware) on the sample."""
+    overrides = [
+        "task=e_pi", f"data.files=[{SAMPLE}]", "data.max_events=240", "data.val_fraction=0.2",
+        "data.batch_size=50", "optim.lr=5e-3", "e_pi.fixed.n_vertices=16",
+        "e_pi.fixed.reuse_factor=4", "e_pi.qat_epochs=1", "trainer.max_epochs=3",
+        "trainer.max_time_minutes=0", "trainer.early_stopping_patience=0",
+        "trainer.progress_bar=false", "trainer.seed=5",
+    ]  # fmt: skip
+    run = tmp_path_factory.mktemp("run") / "e_pi"
+    train(resolve_config(None, overrides, None), run, plots=False)
+    model = load_model(run / "checkpoints" / "best.ckpt")[0]
+    return model, run
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +47,18 @@ def exported(trained, tmp_path_factory):
     return model, out
 
 
-def test_checkpoint_loads_with_weights_only_and_gives_the_same_model(trained):
-    model, path = trained
-    raw = torch.load(path, weights_only=True)
-    assert raw["calo_fpga"]["metadata"] == {"note": "tiny"}
-    loaded, meta = load_checkpoint(path)
+def test_run_checkpoint_loads_with_weights_only_and_gives_the_same_model(trained):
+    model, run = trained
+    raw = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    assert raw["calo"]["config"]["task"] == "e_pi"
+    loaded, cfg, _, _ = load_model(run)
     assert loaded.stack.quantized and not loaded.training
     sample = load_e_pi(SAMPLE, v_max=16, max_events=30)
     with torch.no_grad():
         a = model(sample.X, sample.n)
         b = loaded(sample.X, sample.n)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-    assert meta["features"] == sample.features
+    assert cfg.e_pi.xy_scale == sample.features.xy_scale
 
 
 def _sublayers_from_json(doc):
@@ -145,32 +144,33 @@ def test_toy_vectors_by_default(trained, tmp_path):
 @pytest.mark.parametrize(
     "kind,message",
     [
-        ("missing", "checkpoint file does not exist"),
+        ("missing", "does not exist"),
         ("garbage", "cannot read the checkpoint"),
-        ("foreign", "not a calo FPGA checkpoint"),
-        ("calo_train", "a calo-train checkpoint"),
+        ("foreign", "not a calo checkpoint"),
+        ("old_fpga", "calo-train --task e_pi"),
         ("version", "format 99 is not supported"),
-        ("shapes", "weights do not fit the model"),
+        ("shapes", "weights do not fit"),
         ("nan", "NaN or infinite"),
     ],
 )
 def test_bad_checkpoints_print_one_line_and_exit_2(trained, tmp_path, capsys, kind, message):
-    _model, good = trained
+    _model, run = trained
+    good = run / "checkpoints" / "best.ckpt"
     bad = tmp_path / "bad.ckpt"
     if kind == "garbage":
         bad.write_bytes(b"not a checkpoint at all")
     elif kind == "foreign":
         torch.save({"w": torch.zeros(3)}, bad)
-    elif kind == "calo_train":
-        torch.save({"calo": {"format": 1}, "state_dict": {}}, bad)
+    elif kind == "old_fpga":  # the format of the former hand-written loop
+        torch.save({"calo_fpga": {"format": 1}, "state_dict": {}}, bad)
     elif kind in ("version", "shapes", "nan"):
         ckpt = torch.load(good, weights_only=True)
         if kind == "version":
-            ckpt["calo_fpga"]["format"] = 99
+            ckpt["calo"]["format"] = 99
         elif kind == "shapes":
-            ckpt["state_dict"]["head.0.weight"] = torch.zeros(3, 3)
+            ckpt["state_dict"]["model.head.0.weight"] = torch.zeros(3, 3)
         else:
-            ckpt["state_dict"]["stack.layers.0.s_kernel"][0, 0] = float("nan")
+            ckpt["state_dict"]["model.stack.layers.0.s_kernel"][0, 0] = float("nan")
         torch.save(ckpt, bad)
     rc = export_main([str(bad), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
@@ -180,7 +180,7 @@ def test_bad_checkpoints_print_one_line_and_exit_2(trained, tmp_path, capsys, ki
     assert not (tmp_path / "out").exists()
     if kind != "missing":
         with pytest.raises(CheckpointError):
-            load_checkpoint(bad)
+            load_model(bad)
 
 
 @pytest.mark.parametrize(
