@@ -29,7 +29,7 @@ class Outer:
 
 def test_overrides_nested_and_typed():
     cfg = apply_overrides(
-        Outer(), ["inner.lr=0.5", "epochs=7", "flag=true", "inner.sizes=[1,2,3]", "limit=none"]
+        Outer(), ["inner.lr=0.5", "epochs=7", "flag=true", "inner.sizes=[1,2,3]", "limit=null"]
     )
     assert cfg.inner.lr == 0.5
     assert cfg.epochs == 7
@@ -44,11 +44,16 @@ def test_unknown_key_lists_valid_keys():
 
 
 @pytest.mark.parametrize(
-    "override", ["epochs=abc", "epochs=1.5", "kind=c", "flag=maybe", "inner.lr=fast"]
+    "override",
+    ["epochs=abc", "epochs=1.5", "kind=c", "flag=maybe", "inner.lr=fast", "limit=none"],
 )
 def test_invalid_values(override):
-    with pytest.raises(ConfigError, match="invalid value"):
+    """One line that names the key and the value (OmegaConf's own errors span several)."""
+    key, value = override.split("=")
+    with pytest.raises(ConfigError, match="invalid value") as err:
         apply_overrides(Outer(), [override])
+    assert "\n" not in str(err.value)
+    assert repr(key) in str(err.value) and value in str(err.value)
 
 
 def test_override_without_equals():
