@@ -11,8 +11,9 @@ package's five entry points (:func:`from_dict`, :func:`apply_overrides`, :func:`
 :func:`fields_epilog` writes every field of a config with its default and the meaning from the
 class docstring (parsed with ``docstring_parser``) under a command's ``--help``.
 
-Overrides are OmegaConf's dotlist: ``opt.lr=0.01``, ``gun.pdg=[11,211]``,
-``limit=null`` (``null``, ``~`` or an empty value set an optional field to None).
+Overrides are OmegaConf's dotlist: ``opt.lr=0.01``, ``gun.pdg=[11,211]``, ``limit=null``
+(``null`` or ``~`` set an optional field to None; ``key=`` sets the empty string). A list is
+always written in brackets: ``data.files=[a.root]``.
 
 Examples
 --------
@@ -34,13 +35,13 @@ import contextlib
 import dataclasses
 import json
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import docstring_parser
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, TupleConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from calo.errors import ConfigError
@@ -60,32 +61,48 @@ __all__ = [
 
 
 @contextlib.contextmanager
-def _one_line_errors(schema: DictConfig, prefix: str = "") -> Iterator[None]:
-    """Re-raise OmegaConf's (multi-line) errors as a one-line ConfigError naming the key."""
+def _one_line_errors(schema: DictConfig, prefix: str = "", origin: str = "") -> Iterator[None]:
+    """Re-raise OmegaConf's (multi-line) errors as a one-line ConfigError that names the key
+    (``prefix`` put before it) or else the ``origin`` of the values (an override)."""
     try:
         yield
     except (ConfigKeyError, ConfigAttributeError) as e:
         key = e.full_key or str(e.key)
         parent = key.rpartition(".")[0]
         node = OmegaConf.select(schema, parent) if parent else schema
-        valid = sorted(f"{prefix}{parent}.{k}".replace("..", ".").lstrip(".") for k in node)
+        if not isinstance(node, DictConfig):
+            node, parent = schema, ""
+        valid = sorted(prefix + (f"{parent}.{k}" if parent else str(k)) for k in node)
         raise ConfigError(
             f"unknown configuration key(s) {[prefix + key]}; valid keys: {valid}"
         ) from None
     except OmegaConfBaseException as e:
         msg = str(e.msg if e.msg is not None else e).splitlines()[0]
-        where = f" for {prefix + e.full_key!r}" if e.full_key else ""
-        if getattr(e, "value", None) in ("none", "None"):
+        if "$VALUE" in msg and e.__context__ is not None:  # OmegaConf left its template
+            msg = str(e.__context__)
+        value = getattr(e, "value", None)
+        if e.full_key and isinstance(
+            OmegaConf.select(schema, e.full_key), ListConfig | TupleConfig
+        ):
+            msg = f"expected a list such as [a,b] or [], got {value!r}"
+        elif value in ("none", "None"):
             msg += " (no value is written null)"
+        where = f" for {prefix + e.full_key!r}" if e.full_key else ""
+        where = where or (f" in {origin!r}" if origin else "")
         raise ConfigError(f"invalid value{where}: {msg}") from None
 
 
-def _build(cls: type[T], *sources: Any, prefix: str = "") -> T:
-    """Merge ``sources`` (dataclass instances, mappings, DictConfigs) into the structured
+def _build(cls: type[T], *sources: Any, prefix: str = "", overrides: Sequence[str] = ()) -> T:
+    """Merge ``sources`` (dataclass instances, mappings, DictConfigs), then the ``key=value``
+    ``overrides`` one by one (so that an error can name its override), into the structured
     config of ``cls`` and return the dataclass (its ``__post_init__`` checks run)."""
     schema = OmegaConf.structured(cls)
     with _one_line_errors(schema, prefix):
         merged = OmegaConf.merge(schema, *sources)
+    for item in overrides:
+        with _one_line_errors(schema, prefix, origin=item):
+            merged = OmegaConf.merge(merged, _dotlist(item))
+    with _one_line_errors(schema, prefix):
         try:
             return OmegaConf.to_object(merged)  # type: ignore[return-value]
         except (TypeError, ValueError) as e:
@@ -112,9 +129,14 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     >>> to_dict(Cfg())
     {'out': 'runs/a', 'opt': {'lr': 0.001, 'sizes': [8, 16]}}
     """
-    # asdict recurses into nested dataclasses; the JSON round trip makes tuples lists and
-    # (default=str) paths strings.
-    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    # asdict recurses into nested dataclasses; the JSON round trip makes tuples lists.
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=_path_to_str))
+
+
+def _path_to_str(value: Any) -> str:
+    if isinstance(value, Path):
+        return str(value)
+    raise ConfigError(f"configuration value {value!r} ({type(value).__name__}) cannot be written")
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:
@@ -161,20 +183,16 @@ def merge(cfg: T, data: dict[str, Any], prefix: str = "") -> T:
     return _build(type(cfg), cfg, data, prefix=prefix)
 
 
-def _dotlist(overrides: list[str] | None) -> DictConfig:
-    """OmegaConf's dotlist of ``key=value`` strings; ``--epochs=4`` and ``max-epochs`` work too."""
-    items = []
-    for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(
-                f"override {item!r} must look like key=value (for example model.k=16)"
-            )
-        key, value = item.split("=", 1)
-        items.append(f"{key.strip().lstrip('-').replace('-', '_')}={value}")
+def _dotlist(item: str) -> DictConfig:
+    """OmegaConf's dotlist of one ``key=value``; ``--epochs=4`` and ``max-epochs=4`` work too."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key=value (for example model.k=16)")
+    key, value = item.split("=", 1)
+    value = value if value.strip() else "''"  # key= is the empty string, not null
     try:
-        return OmegaConf.from_dotlist(items)
+        return OmegaConf.from_dotlist([f"{key.strip().lstrip('-').replace('-', '_')}={value}"])
     except (OmegaConfBaseException, yaml.YAMLError) as e:
-        raise ConfigError(f"invalid override in {overrides}: {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"invalid override {item!r}: {str(e).splitlines()[0]}") from None
 
 
 def apply_overrides(cfg: T, overrides: list[str] | None) -> T:
@@ -197,7 +215,7 @@ def apply_overrides(cfg: T, overrides: list[str] | None) -> T:
     ...
     calo.errors.ConfigError: invalid value for 'epochs': Value 'four' of type 'str' could not be converted to Integer
     """
-    return _build(type(cfg), cfg, _dotlist(overrides))
+    return _build(type(cfg), cfg, overrides=list(overrides or []))
 
 
 def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | None = None) -> T:
@@ -227,7 +245,7 @@ def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | None = None
         raise ConfigError(f"configuration file {path} is not valid YAML: {msg}") from None
     if not isinstance(data, DictConfig):
         raise ConfigError(f"configuration file {path} must hold a mapping at the top level")
-    return _build(cls, data, _dotlist(overrides))
+    return _build(cls, data, overrides=list(overrides or []))
 
 
 def save_yaml(cfg: Any, path: str | Path) -> Path:
