@@ -1,9 +1,19 @@
-"""Configuration dataclasses: load from YAML, override from the command line, write back.
+"""Configuration dataclasses as OmegaConf structured configs: YAML, ``key=value``, ``--help``.
 
-Every component has one dataclass. :func:`from_dict` builds (possibly nested) dataclasses
-from a mapping and rejects unknown keys and values of the wrong type; :func:`apply_overrides`
-applies ``key.sub=value`` strings as given on a command line; :func:`to_dict` and
-:func:`save_yaml` write the resolved configuration next to a result.
+Every component has one dataclass. `OmegaConf <https://omegaconf.readthedocs.io>`_ does the
+work: it builds a typed config from the dataclass, merges YAML files and ``key.sub=value``
+overrides into it (values parsed as YAML, checked against the field types: int, float, bool,
+str, Path, Literal, Optional, unions, tuples, lists, nested dataclasses) and turns the result
+back into the dataclass, whose ``__post_init__`` checks the ranges. This module keeps the
+package's five entry points (:func:`from_dict`, :func:`apply_overrides`, :func:`load_yaml`,
+:func:`to_dict`, :func:`save_yaml`) as thin wrappers that turn OmegaConf's errors into one-line
+:class:`~calo.errors.ConfigError` messages naming the key and the value, and
+:func:`fields_epilog` writes every field of a config with its default and the meaning from the
+class docstring (parsed with ``docstring_parser``) under a command's ``--help``.
+
+Overrides are OmegaConf's dotlist: ``opt.lr=0.01``, ``gun.pdg=[11,211]``, ``limit=null``
+(``null`` or ``~`` set an optional field to None; ``key=`` sets the empty string). A list is
+always written in brackets: ``data.files=[a.root]``.
 
 Examples
 --------
@@ -21,15 +31,18 @@ Examples
 (0.01, 'test')
 """
 
-from __future__ import annotations
-
+import contextlib
 import dataclasses
-import types
+import json
 import typing
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
+import docstring_parser
 import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf, TupleConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from calo.errors import ConfigError
 
@@ -47,8 +60,57 @@ __all__ = [
 ]
 
 
+@contextlib.contextmanager
+def _one_line_errors(schema: DictConfig, prefix: str = "", origin: str = "") -> Iterator[None]:
+    """Re-raise OmegaConf's (multi-line) errors as a one-line ConfigError that names the key
+    (``prefix`` put before it) or else the ``origin`` of the values (an override)."""
+    try:
+        yield
+    except (ConfigKeyError, ConfigAttributeError) as e:
+        key = e.full_key or str(e.key)
+        parent = key.rpartition(".")[0]
+        node = OmegaConf.select(schema, parent) if parent else schema
+        if not isinstance(node, DictConfig):
+            node, parent = schema, ""
+        valid = sorted(prefix + (f"{parent}.{k}" if parent else str(k)) for k in node)
+        raise ConfigError(
+            f"unknown configuration key(s) {[prefix + key]}; valid keys: {valid}"
+        ) from None
+    except OmegaConfBaseException as e:
+        msg = str(e.msg if e.msg is not None else e).splitlines()[0]
+        if "$VALUE" in msg and e.__context__ is not None:  # OmegaConf left its template
+            msg = str(e.__context__)
+        value = getattr(e, "value", None)
+        if e.full_key and isinstance(
+            OmegaConf.select(schema, e.full_key), ListConfig | TupleConfig
+        ):
+            msg = f"expected a list such as [a,b] or [], got {value!r}"
+        elif value in ("none", "None"):
+            msg += " (no value is written null)"
+        where = f" for {prefix + e.full_key!r}" if e.full_key else ""
+        where = where or (f" in {origin!r}" if origin else "")
+        raise ConfigError(f"invalid value{where}: {msg}") from None
+
+
+def _build(cls: type[T], *sources: Any, prefix: str = "", overrides: Sequence[str] = ()) -> T:
+    """Merge ``sources`` (dataclass instances, mappings, DictConfigs), then the ``key=value``
+    ``overrides`` one by one (so that an error can name its override), into the structured
+    config of ``cls`` and return the dataclass (its ``__post_init__`` checks run)."""
+    schema = OmegaConf.structured(cls)
+    with _one_line_errors(schema, prefix):
+        merged = OmegaConf.merge(schema, *sources)
+    for item in overrides:
+        with _one_line_errors(schema, prefix, origin=item):
+            merged = OmegaConf.merge(merged, _dotlist(item))
+    with _one_line_errors(schema, prefix):
+        try:
+            return OmegaConf.to_object(merged)  # type: ignore[return-value]
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"invalid configuration for {cls.__name__}: {e}") from None
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """Return a plain (YAML-serialisable) dict of a dataclass instance, recursively.
+    """Return a plain (YAML- and JSON-serialisable) dict of a dataclass instance, recursively.
 
     Nested dataclasses become dicts, tuples lists and paths strings.
 
@@ -67,121 +129,21 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     >>> to_dict(Cfg())
     {'out': 'runs/a', 'opt': {'lr': 0.001, 'sizes': [8, 16]}}
     """
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
-        if dataclasses.is_dataclass(v):
-            v = to_dict(v)
-        elif isinstance(v, tuple):
-            v = list(v)
-        elif isinstance(v, Path):
-            v = str(v)
-        out[f.name] = v
-    return out
+    # asdict recurses into nested dataclasses; the JSON round trip makes tuples lists.
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=_path_to_str))
 
 
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Convert ``value`` to type ``tp`` or raise ConfigError naming ``key``."""
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(f"invalid value {value!r} for {key!r}: expected {tp}")
-    if origin is typing.Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            raise ConfigError(f"invalid value {value!r} for {key!r}: choose one of {list(allowed)}")
-        return value
-    if origin in (list, tuple):
-        if isinstance(value, str):
-            value = yaml.safe_load(value) if value.strip().startswith("[") else value.split(",")
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"invalid value {value!r} for {key!r}: expected a list")
-        args = typing.get_args(tp)
-        inner = args[0] if args else Any
-        items = [_coerce(v, inner, key) for v in value]
-        return tuple(items) if origin is tuple else items
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"invalid value {value!r} for {key!r}: expected a mapping")
-        return from_dict(tp, value, prefix=key + ".")
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on"):
-            return True
-        if isinstance(value, str) and value.lower() in ("false", "no", "0", "off"):
-            return False
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        raise ConfigError(f"invalid value {value!r} for {key!r}: expected true or false")
-    if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"invalid value {value!r} for {key!r}: expected an integer")
-        if isinstance(value, int):
-            return value
-        try:
-            f = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"invalid value {value!r} for {key!r}: expected an integer") from None
-        if not f.is_integer():
-            raise ConfigError(f"invalid value {value!r} for {key!r}: expected an integer")
-        return int(f)
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"invalid value {value!r} for {key!r}: expected a number")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"invalid value {value!r} for {key!r}: expected a number") from None
-    if tp is str:
-        if not isinstance(value, str | int | float):
-            raise ConfigError(f"invalid value {value!r} for {key!r}: expected a string")
+def _path_to_str(value: Any) -> str:
+    if isinstance(value, Path):
         return str(value)
-    if tp is Path:
-        return Path(value)
-    if isinstance(tp, type) and isinstance(value, tp):
-        return value
-    raise ConfigError(f"invalid value {value!r} for {key!r}: expected {tp}")
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    """Field types of dataclass ``cls``; falls back to the defaults' types where the
-    annotations cannot be resolved (a class defined inside a function or a doctest)."""
-    try:
-        return typing.get_type_hints(cls)
-    except NameError:
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if not isinstance(f.type, str):
-                out[f.name] = f.type
-            elif f.default is not dataclasses.MISSING:
-                out[f.name] = type(f.default) if f.default is not None else Any
-            elif f.default_factory is not dataclasses.MISSING:
-                out[f.name] = type(f.default_factory())
-            else:
-                out[f.name] = Any
-        return out
+    raise ConfigError(f"configuration value {value!r} ({type(value).__name__}) cannot be written")
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:
     """Build dataclass ``cls`` from a mapping; unknown keys and bad values raise ConfigError.
 
-    Values are converted to the field types where that is lossless (``"0.01"`` to a float,
-    ``3.0`` to an int).
+    Values are converted to the field types where OmegaConf can (``"0.01"`` to a float,
+    ``"yes"`` to True, ``[1, 2]`` to a tuple); ``prefix`` is put before the keys in errors.
 
     Examples
     --------
@@ -190,28 +152,18 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, prefix: str = "") -> T:
     ... class Opt:
     ...     lr: float = 1e-3
     ...     epochs: int = 2
-    >>> from_dict(Opt, {"lr": "0.01", "epochs": 3.0})
+    >>> from_dict(Opt, {"lr": "0.01", "epochs": 3})
     Opt(lr=0.01, epochs=3)
     >>> from_dict(Opt, {"lr": 1, "epoch": 3})
     Traceback (most recent call last):
     ...
     calo.errors.ConfigError: unknown configuration key(s) ['epoch']; valid keys: ['epochs', 'lr']
+    >>> from_dict(Opt, {"epochs": 1.5})
+    Traceback (most recent call last):
+    ...
+    calo.errors.ConfigError: invalid value for 'epochs': Value '1.5' of type 'float' could not be converted to Integer
     """
-    data = dict(data or {})
-    hints = _hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(
-            f"unknown configuration key(s) {[prefix + u for u in unknown]}; "
-            f"valid keys: {sorted(prefix + n for n in names)}"
-        )
-    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
-    try:
-        obj = cls(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"invalid configuration for {cls.__name__}: {e}") from None
-    return obj
+    return _build(cls, dict(data or {}), prefix=prefix)
 
 
 def merge(cfg: T, data: dict[str, Any], prefix: str = "") -> T:
@@ -228,22 +180,23 @@ def merge(cfg: T, data: dict[str, Any], prefix: str = "") -> T:
     >>> merge(cfg, {"epochs": 5}), cfg
     (Opt(lr=0.001, epochs=5), Opt(lr=0.001, epochs=2))
     """
-    base = to_dict(cfg)
+    return _build(type(cfg), cfg, data, prefix=prefix)
 
-    def deep(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-        out = dict(a)
-        for k, v in b.items():
-            if isinstance(v, dict) and isinstance(out.get(k), dict):
-                out[k] = deep(out[k], v)
-            else:
-                out[k] = v
-        return out
 
-    return from_dict(type(cfg), deep(base, data), prefix=prefix)
+def _dotlist(item: str) -> DictConfig:
+    """OmegaConf's dotlist of one ``key=value``; ``--epochs=4`` and ``max-epochs=4`` work too."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key=value (for example model.k=16)")
+    key, value = item.split("=", 1)
+    value = value if value.strip() else "''"  # key= is the empty string, not null
+    try:
+        return OmegaConf.from_dotlist([f"{key.strip().lstrip('-').replace('-', '_')}={value}"])
+    except (OmegaConfBaseException, yaml.YAMLError) as e:
+        raise ConfigError(f"invalid override {item!r}: {str(e).splitlines()[0]}") from None
 
 
 def apply_overrides(cfg: T, overrides: list[str] | None) -> T:
-    """Apply ``key.sub=value`` strings to dataclass ``cfg``; values are parsed as YAML scalars.
+    """Apply ``key.sub=value`` strings to dataclass ``cfg``; values are parsed as YAML.
 
     Leading dashes are dropped and dashes in keys become underscores, so ``--epochs=4``
     works too.
@@ -257,25 +210,12 @@ def apply_overrides(cfg: T, overrides: list[str] | None) -> T:
     ...     epochs: int = 2
     >>> apply_overrides(Opt(), ["lr=1e-2", "--epochs=4"])
     Opt(lr=0.01, epochs=4)
+    >>> apply_overrides(Opt(), ["epochs=four"])
+    Traceback (most recent call last):
+    ...
+    calo.errors.ConfigError: invalid value for 'epochs': Value 'four' of type 'str' could not be converted to Integer
     """
-    data: dict[str, Any] = {}
-    for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(
-                f"override {item!r} must look like key=value (for example model.k=16)"
-            )
-        key, raw = item.split("=", 1)
-        key = key.strip().lstrip("-").replace("-", "_")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        node = data
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return merge(cfg, data)
+    return _build(type(cfg), cfg, overrides=list(overrides or []))
 
 
 def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | None = None) -> T:
@@ -299,12 +239,13 @@ def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | None = None
     if not path.is_file():
         raise ConfigError(f"configuration file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = OmegaConf.load(path)
     except yaml.YAMLError as e:
-        raise ConfigError(f"configuration file {path} is not valid YAML: {e}") from None
-    if not isinstance(data, dict):
+        msg = " ".join(str(e).split())
+        raise ConfigError(f"configuration file {path} is not valid YAML: {msg}") from None
+    if not isinstance(data, DictConfig):
         raise ConfigError(f"configuration file {path} must hold a mapping at the top level")
-    return apply_overrides(from_dict(cls, data), overrides)
+    return _build(cls, data, overrides=list(overrides or []))
 
 
 def save_yaml(cfg: Any, path: str | Path) -> Path:
@@ -332,31 +273,14 @@ def save_yaml(cfg: Any, path: str | Path) -> Path:
 
 
 def _field_docs(cls: type) -> dict[str, str]:
-    """First sentence of each field's entry in the numpy-style docstring of ``cls``."""
+    """First sentence of each field's entry in the numpy-style docstring of ``cls``
+    (``Parameters`` or ``Attributes``; ``a, b:`` documents two fields)."""
     docs: dict[str, str] = {}
-    lines = (cls.__doc__ or "").splitlines()
-    names: list[str] = []
-    text: list[str] = []
-
-    def flush() -> None:
-        if names:
-            sentence = " ".join(text).split(". ")[0].strip().rstrip(".")
-            for n in names:
-                docs[n] = sentence.replace("``", "")
-
-    for line in lines:
-        stripped = line.strip()
-        indent = len(line) - len(line.lstrip())
-        if stripped.endswith(":") and indent == 4 and " " not in stripped.replace(", ", ","):
-            flush()
-            names = [n.strip() for n in stripped[:-1].split(",")]
-            text = []
-        elif indent >= 8 and names:
-            text.append(stripped)
-        elif indent <= 4 and stripped:
-            flush()
-            names, text = [], []
-    flush()
+    for param in docstring_parser.parse(cls.__doc__ or "", docstring_parser.Style.NUMPYDOC).params:
+        text = " ".join((param.description or "").split())
+        sentence = text.split(". ")[0].strip().rstrip(".").replace("``", "")
+        for name in param.arg_name.split(","):
+            docs[name.strip()] = sentence
     return docs
 
 
@@ -386,7 +310,7 @@ def describe_fields(cfg: Any, prefix: str = "") -> list[str]:
     ['opt.lr = 0.001  (float) Learning rate']
     """
     out: list[str] = []
-    hints = _hints(type(cfg))
+    hints = typing.get_type_hints(type(cfg))
     docs = _field_docs(type(cfg))
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
@@ -394,9 +318,8 @@ def describe_fields(cfg: Any, prefix: str = "") -> list[str]:
         if dataclasses.is_dataclass(value):
             out += describe_fields(value, key + ".")
             continue
-        tp = hints.get(f.name, Any)
-        tname = getattr(tp, "__name__", None) if isinstance(tp, type) else None
-        tname = tname or str(tp).replace("typing.", "")
+        tp = hints[f.name]
+        tname = tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
         shown = f"[{', '.join(map(str, value))}]" if isinstance(value, list | tuple) else value
         line = f"{key} = {shown!s}  ({tname})"
         if docs.get(f.name):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pytest
 
 from calo.config import apply_overrides, from_dict, load_yaml, save_yaml, to_dict
@@ -29,7 +31,7 @@ class Outer:
 
 def test_overrides_nested_and_typed():
     cfg = apply_overrides(
-        Outer(), ["inner.lr=0.5", "epochs=7", "flag=true", "inner.sizes=[1,2,3]", "limit=none"]
+        Outer(), ["inner.lr=0.5", "epochs=7", "flag=true", "inner.sizes=[1,2,3]", "limit=null"]
     )
     assert cfg.inner.lr == 0.5
     assert cfg.epochs == 7
@@ -44,11 +46,16 @@ def test_unknown_key_lists_valid_keys():
 
 
 @pytest.mark.parametrize(
-    "override", ["epochs=abc", "epochs=1.5", "kind=c", "flag=maybe", "inner.lr=fast"]
+    "override",
+    ["epochs=abc", "epochs=1.5", "kind=c", "flag=maybe", "inner.lr=fast", "limit=none"],
 )
 def test_invalid_values(override):
-    with pytest.raises(ConfigError, match="invalid value"):
+    """One line that names the key and the value (OmegaConf's own errors span several)."""
+    key, value = override.split("=")
+    with pytest.raises(ConfigError, match="invalid value") as err:
         apply_overrides(Outer(), [override])
+    assert "\n" not in str(err.value)
+    assert repr(key) in str(err.value) and value in str(err.value)
 
 
 def test_override_without_equals():
@@ -75,3 +82,58 @@ def test_yaml_errors(tmp_path):
     broken.write_text("a: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_yaml(Outer, broken)
+
+
+@dataclass
+class Typed:
+    """The field types the package's configurations use, as OmegaConf checks them."""
+
+    devices: int | str = "auto"
+    fractions: str | list[str] | None = "hit_frac_*"
+    cell: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    out: Path = Path("runs/a")
+    files: list[str] = field(default_factory=list)
+    tag: str = "x"
+
+
+def test_field_types():
+    cfg = apply_overrides(
+        Typed(), ["devices=2", "fractions=[a,b]", "cell=[1,2,3]", "out=runs/b", "files=[f.root]"]
+    )
+    assert cfg.devices == 2 and cfg.fractions == ["a", "b"] and cfg.cell == (1.0, 2.0, 3.0)
+    assert cfg.out == Path("runs/b") and cfg.files == ["f.root"]
+    cfg = apply_overrides(cfg, ["devices=auto", "fractions=null", "tag="])
+    assert cfg.devices == "auto" and cfg.fractions is None and cfg.tag == ""
+    assert to_dict(cfg)["out"] == "runs/b" and to_dict(cfg)["cell"] == [1.0, 2.0, 3.0]
+    assert from_dict(Typed, to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize(
+    ("override", "words"),
+    [
+        ("files=f.root", ["'files'", "[a,b]", "f.root"]),
+        ("cell=[1,2]", ["'cell=[1,2]'", "length 2"]),
+        ("devices=[1]", ["'devices'", "[1]"]),
+        ("cell=[1,x,3]", ["'cell=[1,x,3]'", "'x'"]),
+        ("files=[a", ["'files=[a'"]),
+    ],
+)
+def test_type_errors_are_one_line_and_name_the_key(override, words):
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(Typed(), [override])
+    msg = str(err.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
+
+
+def test_unknown_nested_section():
+    with pytest.raises(ConfigError, match=r"unknown configuration key.*'inner\.x'.*inner\.lr"):
+        apply_overrides(Outer(), ["inner.x.y=1"])
+    with pytest.raises(ConfigError, match=r"unknown configuration key.*'other'.*'epochs'"):
+        from_dict(Outer, {"other": {"a": 1}})
+
+
+def test_to_dict_refuses_values_yaml_cannot_hold():
+    cfg = Outer()
+    cfg.epochs = np.int64(3)
+    with pytest.raises(ConfigError, match="cannot be written"):
+        to_dict(cfg)
