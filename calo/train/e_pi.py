@@ -361,7 +361,9 @@ class QuantizationAwareTraining(Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: EPiModule) -> None:
         """Switch to fixed point when the quantization-aware phase is due."""
         self._epoch_t0 = time.perf_counter()
-        if self.qat_start is None and self._due(trainer):
+        # rank 0 decides, so that every process of a DDP run switches at the same epoch
+        due = self.qat_start is None and trainer.strategy.broadcast(self._due(trainer), src=0)
+        if due:
             self.qat_start = int(trainer.current_epoch)
             for cb in trainer.callbacks:
                 if isinstance(cb, ModelCheckpoint):

@@ -5,6 +5,9 @@ numba reference of nnet_garnet.h."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +187,20 @@ def test_old_fpga_checkpoint_names_its_replacement(tmp_path: Path,
         read_checkpoint(old)
     assert evaluate_main([str(old)]) == 2
     assert "calo-train --task e_pi" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "calo.train.cli", "--out", str(out), "--no-plots", *TINY,
+           "trainer.max_epochs=2", "trainer.strategy=ddp", "trainer.accelerator=cpu",
+           "trainer.devices=2", "trainer.threads=1"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ck = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    # 160 training events, 20 per batch and process, split over 2 processes: 4 steps per epoch
+    assert ck["global_step"] == 2 * 4
+    assert ck["calo"]["model_state"] == {"quantized": True}  # the last epoch ran in fixed point
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["qat_start_epoch"] == 1 and metrics["methods"]["quantized"]["n_events"] == 40
