@@ -1,6 +1,6 @@
 """Quality of the FPGA GarNet model, float and quantized, at V_max 128, 64, 32 and 16.
 
-Task (Iiyama et al. 2021, REFERENCE.md section 2): electron vs charged pion classification
+Task (Iiyama et al. 2021; docs/training.md, docs/fpga.md): electron vs charged pion classification
 and energy regression on single-particle events (10-100 GeV) with about 30 background hits,
 simulated with calo.sim (the settings of data/make_sample.sh); the V_max most energetic hits,
 4 features relative to the seed (calo.fpga.data). Model: the paper's GarNetStack

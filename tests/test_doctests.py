@@ -36,13 +36,21 @@ def _modules() -> list[str]:
 
 MODULES = _modules()
 
+#: Modules whose examples take more than a few seconds (numba kernels compiled for several
+#: fixed-point configurations, figures): run with ``--run-slow``.
+SLOW_MODULES = {"calo.fpga.reference", "calo.fpga.cli", "calo.plots.performance"}
+
 
 def test_every_package_is_found() -> None:
     for name in ("calo.fpga.reference", "calo.train.losses", "calo.models.gravnet", "calo.io"):
         assert name in MODULES
+    assert SLOW_MODULES <= set(MODULES)
 
 
-@pytest.mark.parametrize("name", MODULES)
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(m, marks=pytest.mark.slow) if m in SLOW_MODULES else m for m in MODULES],
+)
 def test_docstring_examples(name: str, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # examples that write relative paths write here
     torch.manual_seed(0)  # numpy examples seed their own default_rng

@@ -1,8 +1,8 @@
 """Configuration dataclasses of the paper's three architectures.
 
 Every size of :class:`~calo.models.GravNetModel`, :class:`~calo.models.GarNetModel` and
-:class:`~calo.models.DGCNNModel` is a field here; the defaults are the paper's (REFERENCE.md
-section 1), about 100k trainable parameters each for 7 input features and 2 showers.
+:class:`~calo.models.DGCNNModel` is a field here; the defaults are the paper's
+(docs/training.md), about 100k trainable parameters each for 7 input features and 2 showers.
 :class:`ModelConfig` selects one of them and carries the numbers of inputs and showers.
 
 Examples

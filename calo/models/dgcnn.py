@@ -13,7 +13,7 @@ EdgeConv (within the hit's event, the hit itself included) and the edge MLP
 summary does not list: without it the model does not train). After each of the first
 ``n_blocks - 1`` EdgeConvs a global exchange
 :math:`[h, \\bar h^{event}] \\to` Dense(64, relu); after the last one Dense(32, relu) ->
-Dense(3) -> Dense(K) + softmax (REFERENCE.md section 1). The convolution is
+Dense(3) -> Dense(K) + softmax (docs/training.md). The convolution is
 torch_geometric's :class:`~torch_geometric.nn.EdgeConv` on the graph of
 :func:`calo.nn.knn_graph`.
 

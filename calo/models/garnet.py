@@ -10,7 +10,7 @@ Shapes: hits ``x [N, F]`` of B events (``batch [N]``) -> fractions ``[N, K]``.
 each GarNet with 4 aggregators, F_LR = 20 and F_out = 32 (:class:`calo.nn.GarNetConv`, the
 paper's potential exp(-|d|), mean and max aggregation, ragged events); then
 :math:`[h_1, \\dots, h_{11}] \\to` Dense(48, relu) :math:`\\to` Dense(3) :math:`\\to` Dense(K) +
-softmax over the K showers (REFERENCE.md section 1).
+softmax over the K showers (docs/training.md).
 
 Examples
 --------

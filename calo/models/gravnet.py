@@ -10,7 +10,7 @@ Block b (``n_blocks`` of them), input ``h_{b-1}`` (``h_0 = x``):
     \\to \\tanh(\\mathrm{GravNet}(S=4, F_{LR}=22, F_{out}=48, k=40)) \\to \\mathrm{BatchNorm} = h_b ,
 
 then :math:`[h_1, \\dots, h_B] \\to` Dense(128, relu) :math:`\\to` Dense(3, relu) :math:`\\to`
-Dense(K) + softmax over the K showers (REFERENCE.md section 1). The GravNet layer is
+Dense(K) + softmax over the K showers (docs/training.md). The GravNet layer is
 :class:`calo.nn.GravNetConv` (kNN within each event in the learned space S).
 
 Examples

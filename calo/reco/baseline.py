@@ -8,7 +8,7 @@ number of showers M (the number of truth showers with signal; the network is lik
    hit maximising :math:`E_i \\cdot \\min_s d_{is}`).
 2. **Profile.** Each shower m has an axis :math:`c_m(z) = a_m + b_m (z - \\bar z)` in x-y and an
    amplitude :math:`A_m`. Its expected transverse energy density at distance r from the axis is
-   the core term of the Grindhammer-Peters profile (REFERENCE.md section 3), normalised over
+   the core term of the Grindhammer-Peters profile (docs/reconstruction.md), normalised over
    the plane: :math:`f(r) = R^2 / (\\pi (r^2 + R^2)^2)`, R = ``radius``.
 3. **Sharing.** :math:`p_{im} = A_m f(r_{im}) / \\sum_n A_n f(r_{in})`.
 4. **Update** (expectation-maximisation, as in classical particle-flow clustering):

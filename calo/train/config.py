@@ -223,7 +223,7 @@ def quick_model() -> ModelConfig:
 
 @dataclass
 class LossConfig:
-    """The training loss (REFERENCE.md section 1; :mod:`calo.train.losses`).
+    """The training loss (docs/training.md; :mod:`calo.train.losses`).
 
     Attributes
     ----------

@@ -1,6 +1,6 @@
 """Energy-weighted fraction loss of the GravNet paper and its permutation-invariant form.
 
-For event b, shower k and hits i of the event (REFERENCE.md section 1)
+For event b, shower k and hits i of the event (docs/training.md)
 
 .. math::
 

@@ -1,6 +1,6 @@
 """Shower energy response and its spread, on all hits and on hits shared by showers.
 
-Definitions (REFERENCE.md section 1), per event and truth shower k, after the predicted
+Definitions (docs/training.md), per event and truth shower k, after the predicted
 columns are matched to the truth showers with the permutation of lowest loss
 (:func:`calo.train.losses.permutation_invariant_loss`):
 

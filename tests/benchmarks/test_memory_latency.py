@@ -21,6 +21,7 @@ def bench():
     return mod
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_json_table_and_plots(bench, tmp_path: Path, monkeypatch) -> None:
     import torch_geometric.typing
 

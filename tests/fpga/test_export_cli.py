@@ -21,6 +21,9 @@ from calo.train.run import resolve_config, train
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample_e_pi.root"
 
+# every test here uses the module's trained model (training, then export): slow
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):

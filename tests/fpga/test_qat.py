@@ -28,8 +28,9 @@ NARROW = dict(
     distance_nint=3,
 )
 
-# name, config, sublayers, ternary, weight scale (each case compiles a numba kernel: the
-# ones marked slow add configurations beyond V_max 128 / 16 and the saturating types)
+# name, config, sublayers, ternary, weight scale (each case compiles numba kernels for tens of
+# seconds, so the whole test is slow; the doctest of calo.fpga.qat keeps one bit-exact
+# comparison in the default run)
 SLOW = pytest.mark.slow
 CASES = [
     ("paper_v128_r32", dict(n_vertices=128, reuse_factor=32), None, False, 1.0),
@@ -75,6 +76,7 @@ def _stack(cfg_kw, subs, ternary, scale, seed):
     return s.eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,cfg_kw,subs,ternary,scale", CASES)
 def test_eval_output_equals_fixed_garnet_bit_for_bit(
     sample_data, name, cfg_kw, subs, ternary, scale
@@ -154,6 +156,7 @@ def test_float_mode_is_the_float_garnet():
     assert np.abs(q - ours).mean() < 0.5 * np.abs(ours).mean()
 
 
+@pytest.mark.slow
 def test_quantization_aware_training_learns_e_pi(tmp_path):
     """calo-train's e/pi task, float then quantization-aware, learns the task; the trained
     stack still equals the reference bit for bit."""

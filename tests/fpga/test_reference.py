@@ -53,6 +53,7 @@ def test_contraction_equals_two_linear_maps(rng):
     np.testing.assert_allclose(direct, np.einsum("a,oax,x->oa", agg, W, x) + agg * b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dims,V,R", [([(4, 4, 8, 8)], 64, 16), (PAPER, 128, 32)])
 def test_fixed_point_approximates_float(rng, dims, V, R):
     ws = [GarNetWeights.random(rng, *d) for d in dims]
@@ -81,6 +82,7 @@ def test_fixed_point_approximates_float(rng, dims, V, R):
     assert err_wide < err_default < 0.2  # the paper's types are coarser, yet close
 
 
+@pytest.mark.slow
 def test_per_hit_output_matches_float_and_pads_with_zero(rng):
     w = GarNetWeights.random(rng, 4, 4, 8, 8)
     cfg = GarNetFixedConfig(n_vertices=32, reuse_factor=8, collapse="none")
@@ -92,6 +94,7 @@ def test_per_hit_output_matches_float_and_pads_with_zero(rng):
     np.testing.assert_allclose(res.output, garnet_float(w, X, n, collapse="none"), atol=0.08)
 
 
+@pytest.mark.slow
 def test_mean_by_nvert_pitfall_and_fixed_division(rng):
     w = GarNetWeights.random(rng, 4, 4, 8, 8)
     X, n = toy_events(rng, 30, 64, 8, 64)
@@ -109,6 +112,7 @@ def test_mean_by_nvert_pitfall_and_fixed_division(rng):
     assert err_good < 0.1 < err_bad
 
 
+@pytest.mark.slow
 def test_overflow_counting_and_width_suggestion(rng):
     w = GarNetWeights.random(rng, 4, 4, 8, 8, scale=4.0)
     cfg = GarNetFixedConfig(n_vertices=32, reuse_factor=8, aggr_t="ap_fixed<11,2>")

@@ -46,7 +46,7 @@ def test_formula_on_ragged_batch(ragged, potential, simplified, aggr):
 
 
 def test_simplified_equals_hls4ml_folded_data_flow(rng):
-    """REFERENCE.md section 2: transforms folded into W_in, b_in; per-hit and collapsed outputs."""
+    """docs/layers.md (folding the two transforms): W_in, b_in; per-hit and collapsed outputs."""
     V, n, F, A, P, n_out = 16, 11, 4, 4, 8, 8
     conv = GarNetConv(F, n_out, A, P, potential="gauss", simplified=True, mean_by="vmax").double()
     X = torch.from_numpy(rng.normal(size=(1, V, F)))

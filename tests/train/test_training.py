@@ -49,6 +49,7 @@ def trained(small_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
     return out, metrics
 
 
+@pytest.mark.slow
 def test_training_decreases_the_loss_and_writes_the_run_folder(trained: tuple[Path, dict]) -> None:
     out, metrics = trained
     hist = metrics["history"]
@@ -75,6 +76,7 @@ def test_training_decreases_the_loss_and_writes_the_run_folder(trained: tuple[Pa
         assert (out / name).is_file(), name
 
 
+@pytest.mark.slow
 def test_checkpoint_is_weights_only_safe_and_rebuilds_the_model(trained: tuple[Path, dict]) -> None:
     out, _ = trained
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
@@ -86,6 +88,7 @@ def test_checkpoint_is_weights_only_safe_and_rebuilds_the_model(trained: tuple[P
         torch.testing.assert_close(v, ckpt["state_dict"]["model." + k])
 
 
+@pytest.mark.slow
 def test_resume_continues_to_the_same_state(small_root: Path, trained: tuple[Path, dict],
                                             tmp_path: Path) -> None:  # fmt: skip
     full_out, _ = trained
@@ -104,6 +107,7 @@ def test_resume_continues_to_the_same_state(small_root: Path, trained: tuple[Pat
                                rtol=1e-5)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_evaluate_cli_writes_metrics_and_plots(trained: tuple[Path, dict], small_root: Path,
                                                tmp_path: Path) -> None:  # fmt: skip
     out, metrics = trained
@@ -168,6 +172,7 @@ def test_resume_without_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture
     _one_line_error(capsys, train_main(["--out", str(tmp_path), "--resume"]), "config.yaml")
 
 
+@pytest.mark.slow
 def test_bad_checkpoints(tmp_path: Path, trained: tuple[Path, dict],
                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     foreign = tmp_path / "foreign.ckpt"
@@ -201,6 +206,7 @@ def test_bad_checkpoints(tmp_path: Path, trained: tuple[Path, dict],
     assert read_checkpoint(trained[0] / "checkpoints" / "best.ckpt")["calo"]["format"] == 1
 
 
+@pytest.mark.slow
 def test_data_without_truth(tmp_path: Path, small_root: Path, trained: tuple[Path, dict],
                             capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     import uproot
@@ -259,6 +265,7 @@ def _cfg_args(root: Path) -> list[str]:
     return [*TINY, f"data.files=[{root}]"]
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_training_when_the_validation_loss_stalls(
     small_root: Path, tmp_path: Path
 ) -> None:
@@ -324,6 +331,7 @@ def test_loss_share_weight_adds_the_share_term_to_the_training_loss_only(small_r
         assert float(module._loss(data)) == pytest.approx(float(pit.loss))
 
 
+@pytest.mark.slow
 def test_evaluate_with_a_corrupt_share_calibration_says_so(trained: tuple[Path, dict],
                                                            tmp_path: Path, capsys) -> None:  # fmt: skip
     out, _ = trained
