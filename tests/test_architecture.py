@@ -64,3 +64,13 @@ def test_no_import_against_the_flow(sub: str) -> None:
     }
     bad = {m: subs for m, subs in bad.items() if subs}
     assert not bad, f"calo.{sub} imports against docs/architecture.md: {bad}"
+
+
+def test_fpga_library_modules_do_not_import_train() -> None:
+    """Only the command (fpga/cli.py) reads calo-train's runs; the rest of fpga takes models."""
+    bad = {
+        str(m.relative_to(CALO.parent)): sorted(_imported_subpackages(m) & {"train", "reco"})
+        for m in sorted((CALO / "fpga").rglob("*.py"))
+        if m.name != "cli.py"
+    }
+    assert not {m: s for m, s in bad.items() if s}, bad

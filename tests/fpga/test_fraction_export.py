@@ -68,6 +68,7 @@ def test_blockers_are_named(overrides: list[str], words: list[str]) -> None:
     assert garnet_blockers(apply_overrides(TrainConfig(), HLS_FORM).model) == []
 
 
+@pytest.mark.slow
 def test_export_of_a_blocked_run_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -101,6 +102,7 @@ def test_hls_form_garnet_layer_is_hls4ml_float_maths() -> None:
     np.testing.assert_allclose(ours.numpy()[valid], ref[valid], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_export_writes_every_garnet_layer(garnet_run: Path, exported: Path) -> None:
     doc = json.loads((exported / "model.json").read_text())
     assert [layer["function"] for layer in doc["layers"]] == ["calo_garnet_0", "calo_garnet_1"]

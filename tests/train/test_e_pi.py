@@ -81,6 +81,7 @@ def test_data_module_packs_and_splits_the_events() -> None:
     assert "kept 200 events" in str(dm.read_summary)
 
 
+@pytest.mark.slow
 def test_training_runs_float_then_quantization_aware_epochs(e_pi_run: tuple[Path, dict]) -> None:
     out, metrics = e_pi_run
     assert metrics["task"] == "e_pi" and metrics["model"] == "qgarnet"
@@ -100,6 +101,7 @@ def test_training_runs_float_then_quantization_aware_epochs(e_pi_run: tuple[Path
         assert (out / name).is_file(), name
 
 
+@pytest.mark.slow
 def test_best_checkpoint_is_a_quantization_aware_epoch(e_pi_run: tuple[Path, dict]) -> None:
     out, _ = e_pi_run
     best = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)
@@ -126,6 +128,7 @@ def test_trained_stack_equals_the_fixed_point_reference_bit_for_bit(
     np.testing.assert_array_equal(stack_out, fixed.output)
 
 
+@pytest.mark.slow
 def test_evaluate_cli_on_an_e_pi_run(e_pi_run: tuple[Path, dict], tmp_path: Path) -> None:
     out, metrics = e_pi_run
     assert evaluate_main([str(out), "--out", str(tmp_path / "ev"), "--data", str(SAMPLE)]) == 0
@@ -140,6 +143,7 @@ def test_evaluate_cli_on_an_e_pi_run(e_pi_run: tuple[Path, dict], tmp_path: Path
     )
 
 
+@pytest.mark.slow
 def test_resume_continues_the_quantization_aware_phase(
     e_pi_run: tuple[Path, dict], tmp_path: Path
 ) -> None:
@@ -156,6 +160,7 @@ def test_resume_continues_the_quantization_aware_phase(
         torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_early_stopping_in_the_float_phase_starts_the_quantization_aware_one(
     tmp_path: Path,
 ) -> None:
