@@ -32,7 +32,6 @@ Examples
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -40,21 +39,14 @@ from typing import Any
 
 import numpy as np
 
-from calo.cli_util import run_cli
+from calo.cli_util import ArgumentParser, run_cli
 from calo.errors import ConfigError
 
 __all__ = ["export_main", "export_model"]
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises ConfigError instead of exiting, so run_cli prints one line."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ConfigError(f"{self.prog}: {message}")
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="calo-export",
         description="Export a trained FPGA GarNet checkpoint: quantized weights (JSON, npz), "
         "the C++ header for hls4ml's nnet_garnet.h, and test vectors.",
@@ -229,7 +221,7 @@ def export_main(argv: list[str] | None = None) -> int:
     >>> export_main(["model.ckpt"])  # --out is required
     2
     """
-    args = _parser().parse_args(argv)
+    args = _parser().parse(argv)
     res = export_model(args.checkpoint, args.out, args.events, args.data, args.seed, args.name)
     over = res["overflows"]
     print(
