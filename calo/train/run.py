@@ -106,12 +106,39 @@ def read_run_config(path: str | Path) -> TrainConfig:
     ...
     calo.errors.ConfigError: unknown configuration key(s) ['optimiser']; ... [file .../config.yaml]
     """
+    path = Path(path)
+    if path.is_file():  # load_yaml says when it is not
+        _check_yaml(path)
     try:
         return load_yaml(TrainConfig, path)
     except ConfigError as e:
-        if str(path) in e.message or "file" in e.where:
-            raise
-        raise ConfigError(e.message, file=path, **e.where) from None
+        message = " ".join(e.message.split())
+        if str(path) in message or "file" in e.where:
+            raise ConfigError(message, **e.where) from None
+        raise ConfigError(message, file=path, **e.where) from None
+
+
+def _check_yaml(path: Path) -> None:
+    """A file that is not UTF-8 YAML: one ConfigError line with the place of the problem."""
+    import yaml
+
+    try:
+        yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"configuration file is not UTF-8 text (byte {e.start}); give a YAML file", file=path
+        ) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(
+            f"configuration file is not valid YAML: {problem}{where}", file=path
+        ) from None
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read the configuration file ({e.strerror or e})", file=path
+        ) from None
 
 
 def _limit(v: float) -> int | float:
@@ -298,6 +325,7 @@ def train(
             "another --out"
         )
     t = config.trainer
+    _check_accelerator(t)
     if t.threads:
         torch.set_num_threads(t.threads)
     L.seed_everything(t.seed, workers=True, verbose=False)
@@ -387,9 +415,9 @@ def train(
     return metrics
 
 
-def _lightning_trainer(t: Any, **kwargs: Any) -> L.Trainer:
-    """``L.Trainer(**kwargs)``; an accelerator, device count, strategy or precision that
-    Lightning refuses becomes one :class:`~calo.errors.ConfigError` line."""
+def _check_accelerator(t: Any) -> None:
+    """A GPU asked for where PyTorch sees none: one :class:`~calo.errors.ConfigError` line,
+    before any data is read."""
     if t.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         built = f"CUDA {torch.version.cuda}" if torch.version.cuda else "without CUDA"
         raise ConfigError(
@@ -397,6 +425,11 @@ def _lightning_trainer(t: Any, **kwargs: Any) -> L.Trainer:
             f"{torch.__version__}, built {built}); use --accelerator cpu (or auto), or run on "
             "a machine with a GPU and a CUDA build of PyTorch"
         )
+
+
+def _lightning_trainer(t: Any, **kwargs: Any) -> L.Trainer:
+    """``L.Trainer(**kwargs)``; an accelerator, device count, strategy or precision that
+    Lightning refuses becomes one :class:`~calo.errors.ConfigError` line."""
     try:
         return L.Trainer(**kwargs)
     except (MisconfigurationException, ValueError) as e:
@@ -518,6 +551,7 @@ def evaluate_run(
     ckpt = resolve_checkpoint(run_or_checkpoint)
     model, cfg, normalization, history = load_model(ckpt)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    _check_run_config(run_dir / "config.yaml", cfg)
     out = Path(out) if out is not None else run_dir / "evaluation"
     if cfg.task == "e_pi":
         return _evaluate_e_pi_run(model, cfg, ckpt, history, files, out, plots)
@@ -565,6 +599,38 @@ def evaluate_run(
     _print_verdict(metrics)
     print(f"written to {out}")
     return metrics
+
+
+def _check_run_config(path: Path, cfg: TrainConfig) -> None:
+    """Check the run folder's ``config.yaml`` as ``--resume`` does (errors name the file) and
+    say where it differs from the checkpoint's configuration, which is the one evaluated."""
+    if not path.is_file():
+        return
+    differ = _differences(to_dict(read_run_config(path)), to_dict(cfg))
+    if differ:
+        more = f" and {len(differ) - 5} more" if len(differ) > 5 else ""
+        print(
+            f"calo-evaluate: {path} differs from the checkpoint's configuration in "
+            f"{', '.join(differ[:5])}{more}; the checkpoint's is used"
+        )
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts.
+
+    Examples
+    --------
+    >>> _differences({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 1, "c": 5}, "d": 3})
+    ['a.c']
+    """
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _differences(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}")
+    return out
 
 
 def _evaluate_e_pi_run(
