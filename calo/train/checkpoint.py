@@ -199,11 +199,14 @@ def _why_unreadable(path: Path, err: BaseException) -> str:
         )
     for magic, kind in _FOREIGN_MAGIC.items():
         if head.startswith(magic):
-            return f"not a checkpoint: this is {kind}; give a .ckpt file written by calo-train"
+            return (
+                f"cannot read the checkpoint: this is {kind}, not a checkpoint; give a .ckpt "
+                "file written by calo-train"
+            )
     if not head.startswith(b"\x80"):  # neither a zip archive nor torch's legacy pickle
         return (
-            f"not a PyTorch checkpoint (the file starts with {head[:4]!r}, not a zip archive); "
-            "give a .ckpt file written by calo-train"
+            "cannot read the checkpoint: not a PyTorch checkpoint (the file starts with "
+            f"{head[:4]!r}, not a zip archive); give a .ckpt file written by calo-train"
         )
     return (
         f"cannot read the checkpoint ({type(err).__name__}: {_first_sentence(text)}); it is "
