@@ -9,7 +9,6 @@ and serves torch_geometric batches.
 Examples
 --------
 >>> from calo.train.config import DataConfig
-from calo.train.resume import ResumableGraphLoader
 >>> dm = CaloDataModule(DataConfig(files=["a.root"]))
 >>> dm.config.batch_size
 8

@@ -42,6 +42,7 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 from torch_geometric.loader import DataLoader as GraphDataLoader
 
@@ -65,6 +66,14 @@ class LatestCheckpoint(Checkpoint):
     loggers are flushed before each checkpoint, so the log on disk covers every step the
     checkpoint holds.
 
+    When training stops inside an epoch (``max_steps``, ``max_time``), the checkpoint is
+    written at the batch that stopped it, not as the end of the (incomplete) epoch, so that
+    a resume with larger limits finishes that epoch. All of this needs a training loader that
+    resumes inside an epoch (:class:`ResumableLoaderMixin`); with any other loader a resume
+    from the middle of an epoch would train on other batches, so then ``last.ckpt`` is
+    written at the ends of complete epochs only (with a warning when in-epoch checkpoints were
+    asked for).
+
     Parameters
     ----------
     path:
@@ -87,6 +96,8 @@ class LatestCheckpoint(Checkpoint):
         self._last_time: float | None = None
         self._start = time.monotonic()
         self._flush = False
+        self._in_epoch = True
+        self._stopped_inside_epoch = False
         #: ``(global_step, "batch" | "epoch", seconds since training started)`` of every
         #: checkpoint written by this process
         self.saved: list[tuple[int, str, float]] = []
@@ -97,8 +108,15 @@ class LatestCheckpoint(Checkpoint):
         return "LatestCheckpoint"
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Start the clock of the time-based checkpoints."""
+        """Start the clock of the time-based checkpoints; check the loader can resume."""
         self._start = self._last_time = time.monotonic()
+        self._in_epoch = _resumable(trainer.train_dataloader)
+        if not self._in_epoch and (self.interval_seconds > 0 or self.every_n_steps):
+            rank_zero_warn(
+                "the training data loader cannot resume inside an epoch (it lacks "
+                "state_dict/load_state_dict, see calo.train.resume.ResumableLoaderMixin); "
+                f"{self.path.name} is written at the end of every epoch only"
+            )
 
     def on_train_batch_end(
         self,
@@ -108,18 +126,26 @@ class LatestCheckpoint(Checkpoint):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        """Write the checkpoint when an interval (time or steps) has passed."""
+        """Write the checkpoint when an interval (time or steps) has passed, or when this
+        batch stops training inside the epoch."""
         if trainer.sanity_checking or trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
             return
+        stops = trainer.should_stop or 0 < trainer.max_steps <= trainer.global_step
         due = bool(self.every_n_steps) and trainer.global_step % self.every_n_steps == 0
         if self.interval_seconds > 0 and self._last_time is not None:
             due = due or time.monotonic() - self._last_time >= self.interval_seconds
         # every process must take the same decision: rank 0's clock decides
-        if trainer.strategy.broadcast(due):
+        due = trainer.strategy.broadcast(due or stops)
+        if stops:
+            self._stopped_inside_epoch = True
+        if due and self._in_epoch:
             self._save(trainer, "batch")
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Write the checkpoint at the end of every epoch."""
+        """Write the checkpoint at the end of every complete epoch."""
+        if self._stopped_inside_epoch:  # written at the batch that stopped, or not at all
+            self._stopped_inside_epoch = False
+            return
         self._save(trainer, "epoch")
 
     def on_train_batch_start(
@@ -139,6 +165,18 @@ class LatestCheckpoint(Checkpoint):
         self._last_time = time.monotonic()
         self._flush = True
         self.saved.append((int(trainer.global_step), when, time.monotonic() - self._start))
+
+
+def _resumable(loaders: Any) -> bool:
+    """Whether every training loader has the stateful-loader interface."""
+    if isinstance(loaders, dict):
+        loaders = list(loaders.values())
+    elif not isinstance(loaders, list | tuple):
+        loaders = [loaders]
+    return all(
+        callable(getattr(dl, "state_dict", None)) and callable(getattr(dl, "load_state_dict", None))
+        for dl in loaders
+    )
 
 
 class ResumableLoaderMixin:

@@ -91,6 +91,50 @@ def test_latest_checkpoint_after_every_epoch_and_every_interval(tmp_path: Path) 
             assert t - t_prev >= interval_minutes * 60
 
 
+def _fit_tiny(folder: Path, loader_cls: type, ckpt: Path | None = None, **limits: int) -> Path:
+    """Train _Tiny on 40 shuffled samples (10 batches per epoch); return last.ckpt."""
+    from calo.train.data import EpochShuffleSampler
+
+    torch.manual_seed(0)
+    data = torch.randn(40, 2, generator=torch.Generator().manual_seed(1))
+    latest = LatestCheckpoint(folder / "last.ckpt", minutes=10.0)
+    trainer = L.Trainer(
+        callbacks=[latest],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        plugins=[AtomicCheckpointIO()],
+        accelerator="cpu",
+        **limits,
+    )
+    loader = loader_cls(data, batch_size=4, sampler=EpochShuffleSampler(40, seed=5))
+    trainer.fit(_Tiny(sleep=0.0), train_dataloaders=loader, ckpt_path=ckpt, weights_only=True)
+    return folder / "last.ckpt"
+
+
+def test_stopped_inside_an_epoch_resumes_there(tmp_path: Path) -> None:
+    full = torch.load(_fit_tiny(tmp_path / "full", ResumableDataLoader, max_epochs=3),
+                      weights_only=True)  # fmt: skip
+    # max_steps stops inside the second epoch: the checkpoint is at that batch
+    part = _fit_tiny(tmp_path / "part", ResumableDataLoader, max_epochs=3, max_steps=14)
+    assert torch.load(part, weights_only=True)["global_step"] == 14
+    resumed = torch.load(_fit_tiny(tmp_path / "part", ResumableDataLoader, part, max_epochs=3),
+                         weights_only=True)  # fmt: skip
+    assert resumed["global_step"] == full["global_step"] == 30
+    for k, v in full["state_dict"].items():
+        assert torch.equal(v, resumed["state_dict"][k]), k
+
+
+def test_a_loader_that_cannot_resume_gets_epoch_checkpoints_only(tmp_path: Path) -> None:
+    from torch.utils.data import DataLoader
+
+    with pytest.warns(UserWarning, match="cannot resume inside an epoch"):
+        last = _fit_tiny(tmp_path, DataLoader, max_epochs=3, max_steps=14)
+    assert torch.load(last, weights_only=True)["global_step"] == 10
+
+
 # the training process of the kill test: prints each step, sleeps 50 ms after each, so that
 # the test can kill it at a known step
 _SLOW_TRAIN = """
