@@ -24,25 +24,17 @@ Examples
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
-from calo.cli_util import run_cli
+from calo.cli_util import ArgumentParser, run_cli
 from calo.errors import ConfigError
 
 __all__ = ["export_main", "export_run"]
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises ConfigError instead of exiting, so run_cli prints one line."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ConfigError(f"{self.prog}: {message}")
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="calo-export",
         description="Export a calo-train run (the e/pi task's quantized GarNet, or a fraction "
         "GarNet in hls4ml's form): quantized weights (JSON, npz), C++ headers for hls4ml's "
@@ -133,7 +125,7 @@ def export_main(argv: list[str] | None = None) -> int:
     >>> export_main(["run"])  # --out is required
     2
     """
-    args = _parser().parse_args(argv)
+    args = _parser().parse(argv)
     res = export_run(
         args.run, args.out, args.events, args.data, args.seed, args.name, args.reuse_factor
     )

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 
-from calo.cli_util import run_cli
+from calo.cli_util import ArgumentParser, run_cli
 from calo.config import apply_overrides, fields_epilog, load_yaml
 from calo.sim.config import SimConfig
 from calo.sim.writer import write_root
@@ -30,8 +30,8 @@ from calo.sim.writer import write_root
 __all__ = ["main"]
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="calo-simulate",
         description="Simulate toy-calorimeter events (overlapping showers) into a ROOT TTree 'events'.",
         epilog=fields_epilog(SimConfig(), "SimConfig"),
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     >>> main(["--out", "x.txt", "--events", "1"])
     2
     """
-    args = _parser().parse_args(argv)
+    args = _parser().parse(argv)
     if args.config:
         cfg = load_yaml(SimConfig, args.config, args.overrides)
     else:

@@ -22,24 +22,17 @@ import argparse
 import time
 from pathlib import Path
 
-from calo.cli_util import run_cli
+from calo.cli_util import ArgumentParser, run_cli
 from calo.errors import ConfigError
 
 __all__ = ["evaluate_main", "train_main"]
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises ConfigError instead of exiting, so run_cli prints one line."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise ConfigError(f"{self.prog}: {message}")
-
-
-def _train_parser() -> argparse.ArgumentParser:
+def _train_parser() -> ArgumentParser:
     from calo.config import fields_epilog
     from calo.train.config import TrainConfig
 
-    p = _Parser(
+    p = ArgumentParser(
         prog="calo-train",
         description="Train GravNet/GarNet/DGCNN energy-fraction models (default: GravNet on the "
         "built-in simulated two-shower events), or with --task e_pi the FPGA paper's "
@@ -77,7 +70,7 @@ def train_main(argv: list[str] | None = None) -> int:
     >>> train_main(["model.unknown=1"])
     2
     """
-    args = _train_parser().parse_args(argv)
+    args = _train_parser().parse(argv)
     from calo.train.run import resolve_config, train
 
     overrides = list(args.overrides)
@@ -101,8 +94,8 @@ def train_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _evaluate_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+def _evaluate_parser() -> ArgumentParser:
+    p = ArgumentParser(
         prog="calo-evaluate",
         description="Evaluate a calo-train run or checkpoint next to the classical baseline.",
     )
@@ -128,7 +121,7 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     >>> evaluate_main(["/nonexistent/run"])
     2
     """
-    args = _evaluate_parser().parse_args(argv)
+    args = _evaluate_parser().parse(argv)
     from calo.train.run import evaluate_run
 
     evaluate_run(

@@ -32,6 +32,7 @@ from torch_geometric.loader import DataLoader
 from calo.errors import DataError
 from calo.fpga.data import E_PI_OVERRIDES
 from calo.train.config import DataConfig
+from calo.train.resume import ResumableGraphLoader
 
 __all__ = [
     "BUILTIN_SAMPLES",
@@ -154,7 +155,8 @@ class EpochShuffleSampler(Sampler[int]):
 
     Lightning calls :meth:`set_epoch` before every epoch, so the order of an epoch does not
     depend on what ran before it: a run resumed from a checkpoint sees the same batches as an
-    uninterrupted one.
+    uninterrupted one (from a checkpoint written inside an epoch, with
+    :class:`calo.train.resume.ResumableLoaderMixin`, which skips the batches already trained).
 
     Examples
     --------
@@ -255,8 +257,9 @@ class CaloDataModule(L.LightningDataModule):
         self.n_showers = raw.n_particles
 
     def train_dataloader(self) -> DataLoader:
-        """Training batches, reshuffled every epoch by :class:`EpochShuffleSampler`."""
-        return DataLoader(
+        """Training batches, reshuffled every epoch by :class:`EpochShuffleSampler`, resumable
+        within an epoch (:class:`calo.train.resume.ResumableGraphLoader`)."""
+        return ResumableGraphLoader(
             self.train_set,
             batch_size=self.config.batch_size,
             sampler=EpochShuffleSampler(len(self.train_set), self.seed),

@@ -54,6 +54,7 @@ from calo.train.config import DataConfig, EPiConfig
 from calo.train.data import EpochShuffleSampler, builtin_data_file, split_indices
 from calo.train.metrics import binned_stats, spread_stats
 from calo.train.module import CaloModule
+from calo.train.resume import ResumableDataLoader
 
 __all__ = [
     "EPiDataModule",
@@ -169,7 +170,9 @@ class EPiDataModule(L.LightningDataModule):
         self.train_sample, self.val_sample = sample.subset(tr), sample.subset(va)
 
     def _loader(self, sample: FPGASample, shuffle: bool) -> DataLoader:
-        return DataLoader(
+        # the training loader resumes inside an epoch (calo.train.resume)
+        cls = ResumableDataLoader if shuffle else DataLoader
+        return cls(
             _dataset(sample),
             batch_size=self.config.batch_size,
             sampler=EpochShuffleSampler(len(sample), self.seed) if shuffle else None,

@@ -34,7 +34,7 @@ from calo.config import from_dict
 from calo.errors import CheckpointError, ConfigError
 from calo.models import build_model
 from calo.reco import BaselineConfig, ShareCalibration, baseline_fractions
-from calo.train.checkpoint import read_checkpoint, resolve_checkpoint
+from calo.train.checkpoint import load_weights, read_checkpoint, resolve_checkpoint
 from calo.train.config import TrainConfig
 from calo.train.metrics import DEFAULT_ENERGY_BINS, ResponseAccumulator
 
@@ -77,14 +77,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig, dict[str, Any]
     state = {
         k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")
     }
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise CheckpointError(
-            f"weights do not fit the {cfg.model_name} model of its configuration: "
-            f"{str(e).splitlines()[0][:200]}",
-            file=path,
-        ) from None
+    load_weights(model, state, path, f"the {cfg.model_name} model of its configuration")
     for k, v in model.state_dict().items():
         if v.is_floating_point() and not bool(torch.isfinite(v).all()):
             raise CheckpointError(f"weight {k} contains NaN or infinite values", file=path)

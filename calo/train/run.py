@@ -5,8 +5,10 @@ fits, then evaluates the best checkpoint next to the classical baseline on the v
 events and writes the run folder::
 
     OUT/config.yaml            resolved configuration
-    OUT/checkpoints/last.ckpt  latest state (for --resume); best.ckpt lowest validation loss
-    OUT/logs/                  Lightning's CSV log
+    OUT/checkpoints/last.ckpt  latest state (for --resume): written after every epoch and every
+                               trainer.checkpoint_minutes inside one; best.ckpt lowest
+                               validation loss
+    OUT/logs/metrics.csv       Lightning's CSV log (kept whole across a resume)
     OUT/share_calibration.json profile refinement and share calibration (two showers)
     OUT/metrics.json           model, refined, calibrated and baseline metrics, history, timing
     OUT/plots/*.png            loss curves, response vs energy, event displays
@@ -32,8 +34,8 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 
 from calo.config import apply_overrides, load_yaml, save_yaml, to_dict
 from calo.errors import CheckpointError, ConfigError, DataError
@@ -47,6 +49,7 @@ from calo.train.config import DataConfig, TrainConfig
 from calo.train.data import CaloDataModule
 from calo.train.evaluate import evaluate, format_comparison, load_model
 from calo.train.module import CaloModule, FractionModule
+from calo.train.resume import LatestCheckpoint, ResumableCSVLogger
 
 #: the share calibration's file in a run folder (:mod:`calo.reco.calibration`)
 CALIBRATION_FILE = "share_calibration.json"
@@ -57,6 +60,7 @@ __all__ = [
     "CALIBRATION_FILE",
     "compare",
     "evaluate_run",
+    "read_run_config",
     "resolve_config",
     "train",
     "write_metrics",
@@ -76,15 +80,65 @@ def resolve_config(
     3
     """
     if resume_dir is not None and config_path is None:
-        saved = resume_dir / "config.yaml"
+        saved = Path(resume_dir) / "config.yaml"
         if not saved.is_file():
             raise CheckpointError(
                 "cannot resume: the run folder has no config.yaml", file=resume_dir
             )
-        return load_yaml(TrainConfig, saved, overrides)
+        return apply_overrides(read_run_config(saved), overrides)
     if config_path is not None:
-        return load_yaml(TrainConfig, config_path, overrides)
+        return apply_overrides(read_run_config(config_path), overrides)
     return apply_overrides(TrainConfig(), overrides)
+
+
+def read_run_config(path: str | Path) -> TrainConfig:
+    """A :class:`TrainConfig` YAML file (``--config`` or a run folder's ``config.yaml``), checked
+    the same way for every command: an unknown key or a bad value raises
+    :class:`~calo.errors.ConfigError` naming the file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "config.yaml"
+    >>> _ = p.write_text("optimiser:\\n  lr: 0.1\\n")
+    >>> read_run_config(p)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    calo.errors.ConfigError: unknown configuration key(s) ['optimiser']; ... [file .../config.yaml]
+    """
+    path = Path(path)
+    if path.is_file():  # load_yaml says when it is not
+        _check_yaml(path)
+    try:
+        return load_yaml(TrainConfig, path)
+    except ConfigError as e:
+        message = " ".join(e.message.split())
+        if str(path) in message or "file" in e.where:
+            raise ConfigError(message, **e.where) from None
+        raise ConfigError(message, file=path, **e.where) from None
+
+
+def _check_yaml(path: Path) -> None:
+    """A file that is not UTF-8 YAML: one ConfigError line with the place of the problem."""
+    import yaml
+
+    try:
+        yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"configuration file is not UTF-8 text (byte {e.start}); give a YAML file", file=path
+        ) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(
+            f"configuration file is not valid YAML: {problem}{where}", file=path
+        ) from None
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read the configuration file ({e.strerror or e})", file=path
+        ) from None
 
 
 def _limit(v: float) -> int | float:
@@ -236,7 +290,9 @@ def train(
     out:
         Run folder.
     resume:
-        Continue from ``OUT/checkpoints/last.ckpt`` (optimiser, epoch and history restored).
+        Continue from ``OUT/checkpoints/last.ckpt``, the latest state (written at the end of
+        every epoch and every ``trainer.checkpoint_minutes`` inside one): weights, optimiser,
+        epoch and position in it, history and the rows of ``logs/metrics.csv`` restored.
     plots:
         Draw the PNG figures.
 
@@ -257,15 +313,19 @@ def train(
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     normalization = None
+    resume_step: int | None = None
     if resume:
-        meta = read_checkpoint(last)["calo"]
-        normalization = meta["normalization"]
+        ckpt = read_checkpoint(last)
+        normalization = ckpt["calo"]["normalization"]
+        resume_step = int(ckpt.get("global_step", 0))
+        del ckpt
     elif last.exists():
         raise ConfigError(
             f"run folder {out} already has a checkpoint; use --resume to continue it or choose "
             "another --out"
         )
     t = config.trainer
+    _check_accelerator(t)
     if t.threads:
         torch.set_num_threads(t.threads)
     L.seed_everything(t.seed, workers=True, verbose=False)
@@ -277,15 +337,16 @@ def train(
             monitor="val_loss",
             mode="min",
             save_top_k=1,
-            save_last=True,
             enable_version_counter=False,
-        )
+        ),
+        LatestCheckpoint(last, t.checkpoint_minutes, t.checkpoint_every_n_steps),
     ]
     if t.early_stopping_patience:
         stopper = task_callbacks[0].early_stopping if config.task == "e_pi" else EarlyStopping
         callbacks.append(stopper(monitor="val_loss", patience=t.early_stopping_patience))
     callbacks += task_callbacks
-    trainer = L.Trainer(
+    trainer = _lightning_trainer(
+        t,
         max_epochs=t.max_epochs,
         max_steps=t.max_steps,
         max_time={"minutes": t.max_time_minutes} if t.max_time_minutes else None,
@@ -294,7 +355,7 @@ def train(
         strategy=t.strategy,
         precision=t.precision,
         callbacks=callbacks,
-        logger=CSVLogger(out, name="logs", version=""),
+        logger=ResumableCSVLogger(out, name="logs", keep_before_step=resume_step),
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
         log_every_n_steps=t.log_every_n_steps,
@@ -307,7 +368,7 @@ def train(
     if trainer.is_global_zero:
         save_yaml(config, out / "config.yaml")
     start = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None, weights_only=True)
     seconds = time.perf_counter() - start
     if not trainer.is_global_zero:
         return None
@@ -352,6 +413,31 @@ def train(
     _print_verdict(metrics)
     print(f"run folder: {out} (training {seconds:.0f} s)")
     return metrics
+
+
+def _check_accelerator(t: Any) -> None:
+    """A GPU asked for where PyTorch sees none: one :class:`~calo.errors.ConfigError` line,
+    before any data is read."""
+    if t.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        built = f"CUDA {torch.version.cuda}" if torch.version.cuda else "without CUDA"
+        raise ConfigError(
+            f"trainer.accelerator={t.accelerator} but PyTorch sees no CUDA GPU (torch "
+            f"{torch.__version__}, built {built}); use --accelerator cpu (or auto), or run on "
+            "a machine with a GPU and a CUDA build of PyTorch"
+        )
+
+
+def _lightning_trainer(t: Any, **kwargs: Any) -> L.Trainer:
+    """``L.Trainer(**kwargs)``; an accelerator, device count, strategy or precision that
+    Lightning refuses becomes one :class:`~calo.errors.ConfigError` line."""
+    try:
+        return L.Trainer(**kwargs)
+    except (MisconfigurationException, ValueError) as e:
+        raise ConfigError(
+            f"Lightning refuses trainer.accelerator={t.accelerator}, trainer.devices={t.devices}, "
+            f"trainer.strategy={t.strategy}, trainer.precision={t.precision}: "
+            f"{' '.join(str(e).split())}"
+        ) from None
 
 
 def _e_pi_data_info(dm: Any) -> dict[str, Any]:
@@ -465,6 +551,7 @@ def evaluate_run(
     ckpt = resolve_checkpoint(run_or_checkpoint)
     model, cfg, normalization, history = load_model(ckpt)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    _check_run_config(run_dir / "config.yaml", cfg)
     out = Path(out) if out is not None else run_dir / "evaluation"
     if cfg.task == "e_pi":
         return _evaluate_e_pi_run(model, cfg, ckpt, history, files, out, plots)
@@ -512,6 +599,38 @@ def evaluate_run(
     _print_verdict(metrics)
     print(f"written to {out}")
     return metrics
+
+
+def _check_run_config(path: Path, cfg: TrainConfig) -> None:
+    """Check the run folder's ``config.yaml`` as ``--resume`` does (errors name the file) and
+    say where it differs from the checkpoint's configuration, which is the one evaluated."""
+    if not path.is_file():
+        return
+    differ = _differences(to_dict(read_run_config(path)), to_dict(cfg))
+    if differ:
+        more = f" and {len(differ) - 5} more" if len(differ) > 5 else ""
+        print(
+            f"calo-evaluate: {path} differs from the checkpoint's configuration in "
+            f"{', '.join(differ[:5])}{more}; the checkpoint's is used"
+        )
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts.
+
+    Examples
+    --------
+    >>> _differences({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 1, "c": 5}, "d": 3})
+    ['a.c']
+    """
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _differences(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}")
+    return out
 
 
 def _evaluate_e_pi_run(

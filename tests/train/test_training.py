@@ -180,14 +180,14 @@ def test_bad_checkpoints(tmp_path: Path, trained: tuple[Path, dict],
     _one_line_error(capsys, evaluate_main([str(foreign)]), "not a calo checkpoint", str(foreign))
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"\x00not a zip" * 10)
-    _one_line_error(capsys, evaluate_main([str(garbage)]), "cannot read", str(garbage))
+    _one_line_error(capsys, evaluate_main([str(garbage)]), "not a PyTorch checkpoint", str(garbage))
     good = (trained[0] / "checkpoints" / "last.ckpt").read_bytes()
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(good[: len(good) // 2])
-    _one_line_error(capsys, evaluate_main([str(truncated)]), "cannot read")
+    _one_line_error(capsys, evaluate_main([str(truncated)]), "truncated")
     unsafe = tmp_path / "unsafe.ckpt"
     torch.save({"calo": {"format": 1}, "obj": Path("x")}, unsafe)  # not weights_only-loadable
-    _one_line_error(capsys, evaluate_main([str(unsafe)]), "cannot read")
+    _one_line_error(capsys, evaluate_main([str(unsafe)]), "holds code that calo will not run")
     wrong = tmp_path / "wrong.ckpt"
     ck = torch.load(trained[0] / "checkpoints" / "last.ckpt", weights_only=True)
     ck["calo"]["config"]["model"]["gravnet"]["k"] = 4.5
