@@ -61,7 +61,15 @@ import torch
 from torch import Tensor, nn
 
 from calo.errors import ConfigError, DataError
-from calo.fpga.fixed import FixedType
+from calo.fpga.fixed import (
+    OVERFLOW_MODES,
+    ROUNDING_MODES,
+    FixedType,
+    handle_overflow,
+    quantize_scaled,
+    round_shift,
+    sticky_scaled,
+)
 from calo.fpga.garnet import (
     GarNetFixedConfig,
     GarNetWeights,
@@ -82,31 +90,8 @@ __all__ = [
 #: The paper's stack: (aggregators, F_LR, F_out) per sublayer.
 PAPER_SUBLAYERS: tuple[tuple[int, int, int], ...] = ((4, 8, 8), (4, 8, 8), (8, 16, 16))
 
-_Q_CODES = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV")
-
 
 # ---------------------------------------------------------------------- fake quantizers
-def _round_raw(y: Tensor, mode: str) -> Tensor:
-    """Round float64 ``y`` (raw units of the target, exact) to an integer with ``mode``."""
-    fl = torch.floor(y)
-    if mode == "TRN":
-        return fl
-    r = y - fl
-    if mode == "TRN_ZERO":
-        inc = (r > 0) & (y < 0)
-    elif mode == "RND":
-        inc = r >= 0.5
-    elif mode == "RND_ZERO":
-        inc = (r > 0.5) | ((r == 0.5) & (y < 0))
-    elif mode == "RND_MIN_INF":
-        inc = r > 0.5
-    elif mode == "RND_INF":
-        inc = (r > 0.5) | ((r == 0.5) & (y > 0))
-    else:  # RND_CONV
-        inc = (r > 0.5) | ((r == 0.5) & (torch.remainder(fl, 2.0) != 0))
-    return fl + inc.to(y.dtype)
-
-
 def fake_quantize(x: Tensor, t: FixedType) -> Tensor:
     """Assign float64 values ``x`` to type ``t`` (``t v = x;`` in C++), straight-through.
 
@@ -125,18 +110,16 @@ def fake_quantize(x: Tensor, t: FixedType) -> Tensor:
     [-3.5]
     """
     scale = 2.0**t.frac
-    q = _round_raw(x.detach() * scale, t.rounding)
-    hi = float(t.max_raw)
-    lo = float(t.min_raw)
-    if t.signed and t.overflow == "SAT_SYM":
-        lo = -hi
-    if t.overflow == "WRAP":
-        if q.numel() and (bool(q.min() < lo) or bool(q.max() > hi)):
-            q = torch.remainder(q - lo, float(1 << t.width)) + lo
-    elif t.overflow == "SAT_ZERO":
-        q = torch.where((q < lo) | (q > hi), torch.zeros_like(q), q)
-    else:
-        q = q.clamp(lo, hi)
+    y = x.detach() * scale
+    lo, hi = t.range_raw
+    if y.device.type == "cpu":  # the compiled loop of calo.fpga.fixed.quantize
+        q = torch.from_numpy(quantize_scaled(y.numpy(), t)[0]).to(torch.float64)
+    else:  # the same rules as tensor operations (|y| < 2**50 assumed for wrapping types)
+        if t.overflow != "WRAP":
+            y = y.clamp(-(2.0**40), 2.0**40)  # saturates (or zeroes) the same way
+        v = sticky_scaled(y).to(torch.int64)
+        q = round_shift(v, 2, ROUNDING_MODES[t.rounding])
+        q = handle_overflow(q, OVERFLOW_MODES[t.overflow], lo, hi).to(torch.float64)
     qv = q / scale
     if not x.requires_grad:
         return qv
