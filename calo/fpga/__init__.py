@@ -8,9 +8,14 @@ garnet
     Weights of a (simplified) GarNet layer or stack, hls4ml's default internal types
     (:class:`GarNetFixedConfig`), the contracted input transform and the exp(-d^2) table.
 reference
-    Bit-exact numba emulation of hls4ml's ``nnet_garnet.h`` with overflow accounting.
+    Bit-exact numba emulation of hls4ml's ``nnet_garnet.h`` (its generated kernels live in the
+    private ``_codegen``, ``_exact_kernel`` and ``_fast_kernel`` modules).
+overflow
+    What the reference counts as overflow, and the per-run report with suggested types.
 export
-    C++ config header, test vectors and a g++ harness against the hls4ml headers.
+    C++ config header, test vectors, and the whole export of a checkpoint (``export_model``).
+harness
+    A g++ harness that runs an export against the hls4ml headers.
 latency
     Latency / initiation-interval / DSP model of the hls4ml GarNet firmware.
 qat
@@ -21,7 +26,7 @@ data
 train
     Plain training loop, evaluation (ROC AUC, response) and checkpoints of the FPGA model.
 cli
-    ``calo-export``: checkpoint -> quantized weights (JSON, npz), C++ header, test vectors.
+    ``calo-export``: the command line of ``export.export_model``.
 """
 
 from calo.fpga.fixed import FixedType, cast, parse_type, quantize, to_float

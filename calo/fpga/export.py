@@ -1,62 +1,49 @@
-"""Export a fixed-point GarNet to C++ for hls4ml's ``nnet_garnet.h``, and run it with g++.
+"""Export a fixed-point GarNet for hls4ml's ``nnet_garnet.h``: C++ header, test vectors, model.
 
 :func:`write_hls_header` writes the weight arrays and config struct(s) in the form the header
-takes; :func:`harness_source`, :func:`build_harness` and :func:`run_harness` compile a small
-program against the hls4ml wheel's ``ap_types`` and ``nnet_utils`` folders and run it on
-test vectors, so that the numba reference can be compared with the firmware's C++ bit for bit.
+takes, :func:`write_test_vectors` the inputs of a test bench; :func:`export_model` writes the
+whole export of a trained checkpoint (what ``calo-export`` does) into a folder:
+
+``model.json``
+    The fixed-point configuration (:class:`~calo.fpga.garnet.GarNetFixedConfig` and its
+    resolved types), per sublayer the quantized weight arrays as hls4ml's converter makes them
+    (``w_d``, ``b_d``, ``w_in``, ``b_in``, ``b_out``: type, shape, raw integers and values),
+    the float32 Dense head (it is not quantized) and the feature scales.
+``model.npz``
+    The same arrays: ``L<l>_<name>_raw`` (int64) and ``L<l>_<name>`` (float64 values),
+    the float GarNet weights ``L<l>_float_<name>`` and the head ``head_<i>_weight``/``_bias``.
+``<name>.h``
+    The C++ header for hls4ml's ``nnet_garnet.h`` (:func:`write_hls_header`):
+    weight arrays, ``struct config`` and a function ``<name>(x, nvtx, res)`` that calls
+    ``nnet::garnet_stack`` (or ``nnet::garnet`` for one sublayer).
+``test_vectors.txt`` / ``test_vectors.npz``
+    Inputs for a test bench (:func:`write_test_vectors`) and, in the npz,
+    ``expected_raw``: the stack outputs of the numba reference (raw ``output_t`` integers),
+    equal bit for bit to the firmware's; ``expected_outputs.txt`` holds them as hexadecimal
+    doubles, one event per line (the format of the g++ harness's output).
+
+The test events are simulated toy events (:func:`calo.fpga.events.toy_events`) unless
+``data`` names calo-simulate e/pi events. :mod:`calo.fpga.harness` compiles and runs the
+header with g++.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
+import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from calo.errors import ConfigError, FixedPointError
+from calo.errors import ConfigError
+from calo.fpga.events import toy_events
 from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
 from calo.fpga.reference import FixedGarNet
 
-__all__ = [
-    "build_harness",
-    "harness_source",
-    "hls4ml_include_dirs",
-    "hls_header_text",
-    "run_harness",
-    "write_hls_header",
-    "write_test_vectors",
-]
-
-
-def hls4ml_include_dirs() -> list[Path]:
-    """Include folders of the installed hls4ml wheel: ``ap_types`` and ``nnet_utils``.
-
-    Raises
-    ------
-    FixedPointError
-        If hls4ml is not installed or its templates are missing.
-
-    Examples
-    --------
-    >>> [p.name for p in hls4ml_include_dirs()]  # doctest: +SKIP
-    ['ap_types', 'nnet_utils']
-    """
-    try:
-        import hls4ml
-    except ImportError:
-        raise FixedPointError(
-            "hls4ml is not installed; install calo with the fpga extra (pip install -e '.[fpga]')"
-        ) from None
-    base = Path(os.path.dirname(hls4ml.__file__)) / "templates" / "vivado"
-    dirs = [base / "ap_types", base / "nnet_utils"]
-    for d in dirs:
-        if not d.is_dir():
-            raise FixedPointError(f"hls4ml installation has no folder {d}")
-    return dirs
+__all__ = ["export_model", "hls_header_text", "write_hls_header", "write_test_vectors"]
 
 
 # ---------------------------------------------------------------------- header
@@ -247,95 +234,6 @@ def write_hls_header(
     return path
 
 
-# ---------------------------------------------------------------------- harness
-def harness_source(
-    headers: Sequence[tuple[str, str | None]] = (("calo_garnet.h", None),),
-    name: str = "calo_garnet",
-) -> str:
-    """C++ main that runs exported models on test vectors.
-
-    ``headers`` lists ``(header file, namespace or None)``; the program's first argument picks
-    one by index. Usage: ``harness <index> in.txt out.txt [repeat]``. ``in.txt`` is written by
-    :func:`write_test_vectors`; the events are read into memory first, then run ``repeat``
-    times (timed with std::chrono, excluding file I/O; events/s printed on stderr); the outputs
-    of the last pass are written as hexadecimal doubles, one event per line.
-
-    Examples
-    --------
-    >>> "int main" in harness_source()
-    True
-    """
-    inc = "\n".join(f'#include "{h}"' for h, _ in headers)
-    cases = []
-    for i, (_, ns) in enumerate(headers):
-        p = f"{ns}::" if ns else ""
-        cases.append(
-            f"    if (which == {i}) return run<{p}input_t, {p}nvtx_t, {p}result_t, "
-            f"{p}{name}_n_in, {p}{name}_n_out>({p}{name}, argc, argv);"
-        )
-    body = "\n".join(cases)
-    return f"""// Written by calo.fpga.export: test harness for nnet_garnet.h
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#include <vector>
-{inc}
-
-template <class In, class Nv, class Res, unsigned NIN, unsigned NOUT, class F>
-int run(F func, int argc, char** argv) {{
-    int repeat = argc > 4 ? atoi(argv[4]) : 1;
-    FILE* fin = fopen(argv[2], "r");
-    if (!fin) {{ fprintf(stderr, "cannot open %s\\n", argv[2]); return 2; }}
-    long nev; unsigned nin;
-    if (fscanf(fin, "%ld %u", &nev, &nin) != 2 || nin != NIN) {{
-        fprintf(stderr, "bad header in %s\\n", argv[2]); return 2; }}
-    std::vector<In> x((size_t)nev * NIN);
-    std::vector<Nv> nv((size_t)nev);
-    char buf[64];
-    for (long e = 0; e < nev; ++e) {{
-        unsigned n; if (fscanf(fin, "%u", &n) != 1) return 3;
-        nv[e] = n;
-        for (unsigned i = 0; i < NIN; ++i) {{
-            if (fscanf(fin, "%63s", buf) != 1) return 3;
-            x[(size_t)e * NIN + i] = strtod(buf, 0);  // exact: the values are input_t values
-        }}
-    }}
-    fclose(fin);
-    std::vector<Res> res((size_t)nev * NOUT);
-    auto t0 = std::chrono::steady_clock::now();
-    for (int r = 0; r < repeat; ++r) {{
-        for (long e = 0; e < nev; ++e) {{
-            Res* out = &res[(size_t)e * NOUT];
-            for (unsigned o = 0; o < NOUT; ++o) out[o] = 0;
-            Nv n1[1] = {{nv[e]}};
-            func(&x[(size_t)e * NIN], n1, out);
-        }}
-    }}
-    auto t1 = std::chrono::steady_clock::now();
-    double sec = std::chrono::duration<double>(t1 - t0).count();
-    fprintf(stderr, "events %ld seconds %.9f events_per_s %.3f\\n", nev * repeat, sec,
-            nev * repeat / sec);
-    FILE* fout = fopen(argv[3], "w");
-    for (long e = 0; e < nev; ++e) {{
-        for (unsigned o = 0; o < NOUT; ++o)
-            fprintf(fout, o ? " %a" : "%a", res[(size_t)e * NOUT + o].to_double());
-        fprintf(fout, "\\n");
-    }}
-    fclose(fout);
-    return 0;
-}}
-
-int main(int argc, char** argv) {{
-    if (argc < 4) {{
-        fprintf(stderr, "usage: %s index in.txt out.txt [repeat]\\n", argv[0]); return 2; }}
-    int which = atoi(argv[1]);
-{body}
-    fprintf(stderr, "no model with index %d\\n", which);
-    return 2;
-}}
-"""
-
-
 def write_test_vectors(
     path: str | Path,
     model: FixedGarNet,
@@ -379,89 +277,164 @@ def write_test_vectors(
     return path
 
 
-def build_harness(
-    model: FixedGarNet, workdir: str | Path, opt: str = "-O2", name: str = "calo_garnet"
-) -> Path:
-    """Write header and harness into ``workdir`` and compile them with g++; return the binary.
+# ---------------------------------------------------------------------- model export
+def _array_entry(raw: np.ndarray, t: Any) -> dict[str, Any]:
+    return {
+        "type": str(t),
+        "shape": list(raw.shape),
+        "raw": raw.astype(np.int64).ravel().tolist(),
+        "values": t.to_float(raw).ravel().tolist(),
+    }
+
+
+def _sublayer_entries(qsubs: Sequence[Any], floats: Sequence[Any], npz: dict[str, Any]) -> list:
+    """model.json entries of the quantized sublayers; their arrays (and float weights) go to
+    ``npz``."""
+    subl = []
+    for li, (q, fw) in enumerate(zip(qsubs, floats, strict=True)):
+        arrays = {}
+        for key in ("w_d", "b_d", "w_in", "b_in", "b_out"):
+            raw = getattr(q, key)
+            arrays[key] = _array_entry(raw, q.types[key])
+            npz[f"L{li}_{key}_raw"] = raw
+            npz[f"L{li}_{key}"] = q.values(key)
+        for key in ("flr_kernel", "flr_bias", "s_kernel", "s_bias", "fout_kernel", "fout_bias"):
+            npz[f"L{li}_float_{key}"] = getattr(fw, key)
+        subl.append(
+            {
+                "n_in": q.n_in,
+                "n_aggregators": q.n_aggregators,
+                "n_propagate": q.n_propagate,
+                "n_out": q.n_out,
+                "arrays": arrays,
+            }
+        )
+    return subl
+
+
+def _head_entries(model: Any, npz: dict[str, Any]) -> list:
+    """model.json entries of the float32 Dense head; its arrays go to ``npz``."""
+    head = []
+    linears = [m for m in model.head if hasattr(m, "weight")]
+    linears += [model.regression, model.classification]
+    names = [f"dense_{i}" for i in range(len(model.head_dims))] + ["regression", "classification"]
+    for i, (lin, nm) in enumerate(zip(linears, names, strict=True)):
+        w = lin.weight.detach().cpu().numpy().astype(np.float32)
+        b = lin.bias.detach().cpu().numpy().astype(np.float32)
+        npz[f"head_{i}_weight"], npz[f"head_{i}_bias"] = w, b
+        act = (
+            "relu"
+            if i < len(model.head_dims)
+            else ("sigmoid" if nm == "classification" else "linear")
+        )
+        head.append({"name": nm, "activation": act, "weight": w.tolist(), "bias": b.tolist()})
+    return head
+
+
+def export_model(
+    checkpoint: str | Path,
+    out: str | Path,
+    events: int = 100,
+    data: str | Path | None = None,
+    seed: int = 0,
+    name: str = "calo_garnet",
+) -> dict[str, Any]:
+    """Write the export of ``checkpoint`` into ``out`` (the files of the module docstring).
+
+    Returns a summary: the files written, the number of test events and the overflows the
+    reference counted on them.
 
     Raises
     ------
-    FixedPointError
-        If g++ is missing or compilation fails (the compiler's message is included).
+    CheckpointError
+        For a missing, unreadable or foreign checkpoint.
+    ConfigError
+        For a bad number of events or an invalid C++ name.
 
     Examples
     --------
-    Needs g++ and hls4ml; compiling takes several seconds, so the example is not run by the
-    doctests (tests/fpga runs the harness).
+    The stack is the one of :mod:`calo.fpga.qat`'s example, so the two share the compiled
+    numba kernel of the reference. ``calo-export`` (:mod:`calo.fpga.cli`) calls this.
 
-    >>> import numpy as np, tempfile
-    >>> from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
-    >>> model = FixedGarNet([GarNetWeights.random(np.random.default_rng(0), 4, 4, 8, 8)],
-    ...                     GarNetFixedConfig(n_vertices=16, reuse_factor=4))
-    >>> exe = build_harness(model, tempfile.mkdtemp(), opt="-O0")  # doctest: +SKIP
-    >>> exe.name, sorted(p.name for p in exe.parent.iterdir())  # doctest: +SKIP
-    ('harness', ['calo_garnet.h', 'harness', 'harness.cpp'])
+    >>> import json, tempfile, torch
+    >>> from pathlib import Path
+    >>> from calo.fpga.garnet import GarNetFixedConfig
+    >>> from calo.fpga.qat import QGarNetModel, QGarNetStack
+    >>> from calo.fpga.train import save_checkpoint
+    >>> _ = torch.manual_seed(0)
+    >>> stack = QGarNetStack(config=GarNetFixedConfig(n_vertices=16, reuse_factor=4))
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> ckpt = save_checkpoint(QGarNetModel(stack), folder / "m.ckpt")
+    >>> summary = export_model(ckpt, folder / "export", events=4)
+    >>> summary["files"], summary["events"], summary["overflows"]
+    (['model.json', 'model.npz', 'calo_garnet.h', 'test_vectors.txt', 'test_vectors.npz', 'expected_outputs.txt'], 4, {})
+    >>> doc = json.loads((folder / "export" / "model.json").read_text())
+    >>> doc["config"]["n_vertices"], doc["types"]["output_t"], len(doc["sublayers"])
+    (16, 'ap_fixed<16,6>', 3)
     """
-    gxx = shutil.which("g++")
-    if gxx is None:
-        raise FixedPointError("g++ is not installed: it is needed to build the C++ harness")
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    write_hls_header(model, None, workdir / f"{name}.h", name=name)
-    (workdir / "harness.cpp").write_text(harness_source(((f"{name}.h", None),), name))
-    exe = workdir / "harness"
-    cmd = [gxx, opt, "-std=c++11", "-w", *(f"-I{d}" for d in hls4ml_include_dirs())]
-    cmd += [str(workdir / "harness.cpp"), "-o", str(exe)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise FixedPointError(f"g++ failed to build the GarNet harness:\n{res.stderr[-3000:]}")
-    return exe
+    from calo.fpga.train import load_checkpoint
 
+    if events < 1:
+        raise ConfigError(f"--events must be at least 1, got {events}")
+    if not name.isidentifier():
+        raise ConfigError(f"--name must be a C++ identifier, got {name!r}")
+    model, meta = load_checkpoint(checkpoint)
+    stack = model.stack
+    cfg = stack.config
+    qsubs = stack.quantized_sublayers()
+    reference = FixedGarNet(qsubs, cfg)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
 
-def run_harness(
-    exe: str | Path,
-    model: FixedGarNet,
-    X_raw: NDArray[np.int64],
-    n: NDArray[np.int64],
-    workdir: str | Path,
-    repeat: int = 1,
-    index: int = 0,
-) -> tuple[NDArray[np.int64], float]:
-    """Run a compiled harness on raw inputs; return raw outputs (shaped like the reference's)
-    and the measured events/s of the compute loop (file I/O excluded). ``index`` picks the
-    model in a harness built from several headers.
+    # ---- weights and types: JSON and npz
+    npz: dict[str, np.ndarray] = {}
+    subl = _sublayer_entries(qsubs, stack.garnet_weights(), npz)
+    head = _head_entries(model, npz)
+    doc = {
+        "format": "calo-fpga-export",
+        "version": 1,
+        "checkpoint": str(checkpoint),
+        "config": asdict(cfg),
+        "types": {k: str(v) for k, v in stack.types.items()},
+        "ternary": stack.ternary,
+        "sublayers": subl,
+        "head": {
+            "dtype": "float32",
+            "note": "the Dense head is not quantized; inputs are the stack's output_t values",
+            "layers": head,
+        },
+        "energy_scale": model.energy_scale,
+        "features": asdict(meta["features"]),
+        "metadata": meta["metadata"],
+    }
+    (out / "model.json").write_text(json.dumps(doc, indent=1))
+    np.savez(out / "model.npz", **npz)
 
-    Examples
-    --------
-    Needs g++ and hls4ml (:func:`build_harness`), so the example is not run by the doctests.
-    The harness reproduces the numba reference bit for bit:
+    # ---- header
+    header = write_hls_header(reference, None, out / f"{name}.h", name=name)
 
-    >>> import numpy as np, tempfile
-    >>> from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
-    >>> rng = np.random.default_rng(0)
-    >>> model = FixedGarNet([GarNetWeights.random(rng, 4, 4, 8, 8)],
-    ...                     GarNetFixedConfig(n_vertices=16, reuse_factor=4))
-    >>> X_raw = model.quantize_inputs(rng.normal(0, 0.5, size=(3, 16, 4)))
-    >>> n = np.array([16, 5, 9])
-    >>> workdir = tempfile.mkdtemp()
-    >>> exe = build_harness(model, workdir, opt="-O0")  # doctest: +SKIP
-    >>> raw, rate = run_harness(exe, model, X_raw, n, workdir)  # doctest: +SKIP
-    >>> raw.shape, bool((raw == model.run_raw(X_raw, n)[0]).all()), rate > 0  # doctest: +SKIP
-    ((3, 8), True, True)
-    """
-    workdir = Path(workdir)
-    inp = write_test_vectors(workdir / "vectors.txt", model, X_raw, n)
-    outp = workdir / "outputs.txt"
-    res = subprocess.run(
-        [str(exe), str(index), str(inp), str(outp), str(repeat)], capture_output=True, text=True
-    )
-    if res.returncode != 0:
-        raise FixedPointError(f"harness {exe} failed (exit {res.returncode}): {res.stderr}")
-    rate = float(res.stderr.split("events_per_s")[1].split()[0])
-    t = model.types["output_t"]
-    rows = [ln.split() for ln in outp.read_text().splitlines()]
-    vals = np.array([[float.fromhex(v) for v in r] for r in rows])
-    raw = np.rint(np.ldexp(vals, t.frac)).astype(np.int64)
-    if model.config.collapse != "mean":
-        raw = raw.reshape(raw.shape[0], model.config.n_vertices, model.n_out)
-    return raw, rate
+    # ---- test vectors
+    V = cfg.n_vertices
+    if data is not None:
+        from calo.fpga.data import load_e_pi
+
+        sample = load_e_pi(data, v_max=V, max_events=events, features=meta["features"])
+        X, n = sample.X.double().numpy(), sample.n.numpy()
+    else:
+        X, n = toy_events(np.random.default_rng(seed), events, V, min(16, V), V)
+    X_raw = reference.quantize_inputs(X)
+    expected, report = reference.run_raw(X_raw, n)
+    vec = write_test_vectors(out / "test_vectors.txt", reference, X_raw, n, expected)
+    t_out = stack.types["output_t"]
+    vals = t_out.to_float(expected)
+    with (out / "expected_outputs.txt").open("w") as fh:
+        for row in vals.reshape(vals.shape[0], -1):
+            fh.write(" ".join(float(v).hex() for v in row) + "\n")
+    files = ["model.json", "model.npz", header.name, vec.name, "test_vectors.npz"]
+    files.append("expected_outputs.txt")
+    return {
+        "out": str(out),
+        "files": files,
+        "events": len(n),
+        "overflows": report.as_dict(),
+    }
