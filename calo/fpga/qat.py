@@ -114,12 +114,8 @@ def fake_quantize(x: Tensor, t: FixedType) -> Tensor:
     lo, hi = t.range_raw
     if y.device.type == "cpu":  # the compiled loop of calo.fpga.fixed.quantize
         q = torch.from_numpy(quantize_scaled(y.numpy(), t)[0]).to(torch.float64)
-    else:  # the same rules as tensor operations (|y| < 2**50 assumed for wrapping types)
-        if t.overflow != "WRAP":
-            y = y.clamp(-(2.0**40), 2.0**40)  # saturates (or zeroes) the same way
-        v = sticky_scaled(y).to(torch.int64)
-        q = round_shift(v, 2, ROUNDING_MODES[t.rounding])
-        q = handle_overflow(q, OVERFLOW_MODES[t.overflow], lo, hi).to(torch.float64)
+    else:
+        q = _assign_scaled(y, t)
     qv = q / scale
     if not x.requires_grad:
         return qv
@@ -127,6 +123,17 @@ def fake_quantize(x: Tensor, t: FixedType) -> Tensor:
         return x + (qv - x).detach()
     base = x.clamp(lo / scale, hi / scale)
     return base + (qv - base).detach()
+
+
+def _assign_scaled(y: Tensor, t: FixedType) -> Tensor:
+    """Raw values (float64) of ``t`` assigned exact values ``y`` in LSB units, as tensor
+    operations on any device: the rules of :mod:`calo.fpga.fixed` (``|y| < 2**50`` for a
+    wrapping type)."""
+    if t.overflow != "WRAP":
+        y = y.clamp(-(2.0**40), 2.0**40)  # saturates (or zeroes) the same way
+    lo, hi = t.range_raw
+    q = round_shift(sticky_scaled(y).to(torch.int64), 2, ROUNDING_MODES[t.rounding])
+    return handle_overflow(q, OVERFLOW_MODES[t.overflow], lo, hi).to(torch.float64)
 
 
 def _shr(x: Tensor, frac: int, k: int) -> Tensor:
