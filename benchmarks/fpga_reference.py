@@ -37,11 +37,11 @@ import numba
 import numpy as np
 
 from calo.fpga.events import toy_events
-from calo.fpga.export import build_harness, run_harness
-from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
+from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights, sublayer_dims
+from calo.fpga.harness import build_harness, run_harness
 from calo.fpga.reference import FixedGarNet
 
-PAPER = [(4, 4, 8, 8), (8, 4, 8, 8), (8, 8, 16, 16)]
+PAPER = sublayer_dims()  # (F_in, A, F_LR, F_out) per sublayer of the paper's stack
 
 
 def _cpu() -> str:

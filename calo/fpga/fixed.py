@@ -51,6 +51,7 @@ from typing import Any
 
 import numba
 import numpy as np
+from numba.extending import register_jitable
 from numpy.typing import ArrayLike, NDArray
 
 from calo.errors import FixedPointError
@@ -63,8 +64,13 @@ __all__ = [
     "cast_raw",
     "fixed_add",
     "fixed_mul",
+    "handle_overflow",
     "parse_type",
     "quantize",
+    "quantize_scaled",
+    "raw_range",
+    "round_shift",
+    "sticky_scaled",
     "to_float",
 ]
 
@@ -184,6 +190,11 @@ class FixedType:
         return math.ldexp(float(self.max_raw), -self.frac)
 
     @property
+    def range_raw(self) -> tuple[int, int]:
+        """Raw ``(lo, hi)`` an assignment leaves untouched (``lo = -max`` for SAT_SYM)."""
+        return raw_range(self.width, self.signed, OVERFLOW_MODES[self.overflow])
+
+    @property
     def code(self) -> tuple[int, int, int, int, int]:
         """``(width, frac, signed, rounding code, overflow code)`` for the numba kernels."""
         return (
@@ -283,46 +294,146 @@ def parse_type(text: str) -> FixedType:
     return FixedType(width, integer, signed, rounding, overflow)
 
 
-# ---------------------------------------------------------------------- numpy kernels
-def _round_shift_np(v: NDArray[np.int64], sh: int, q: int) -> NDArray[np.int64]:
-    """Divide int64 ``v`` by ``2**sh`` (sh > 0) with rounding mode code ``q``."""
-    fl = v >> sh
-    rem = v - (fl << sh)  # in [0, 2**sh)
-    half = np.int64(1) << (sh - 1)
-    if q == _Q_TRN:
-        return fl
-    if q == _Q_TRN_ZERO:
-        return fl + ((rem != 0) & (v < 0))
-    if q == _Q_RND:
-        return fl + (rem >= half)
-    if q == _Q_RND_ZERO:
-        return fl + ((rem > half) | ((rem == half) & (v < 0)))
-    if q == _Q_RND_MIN_INF:
-        return fl + (rem > half)
-    if q == _Q_RND_INF:
-        return fl + ((rem > half) | ((rem == half) & (v >= 0)))
-    # RND_CONV
-    return fl + ((rem > half) | ((rem == half) & ((fl & 1) == 1)))
+# ---------------------------------------------------------------------- the two rules
+# Every rounding and every overflow in calo.fpga goes through the two rules below. They use
+# Python's integer operators only (+, -, *, >>, &, comparisons, |), so the same code runs on
+# Python and numba integers, numpy and torch integer arrays, and on the expression objects that
+# write the generated numba kernels (calo.fpga._codegen). Floats are first made integers that
+# keep every bit the rounding looks at (:func:`sticky_scaled`).
 
 
-def _overflow_np(r: NDArray[np.int64], t: FixedType) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
-    lo, hi = t.min_raw, t.max_raw
-    if t.overflow == "SAT_SYM" and t.signed:
-        lo = -hi
-    bad = (r < lo) | (r > hi)
-    if not bad.any():
-        return r, bad
-    if t.overflow == "WRAP":
-        m = np.int64((1 << t.width) - 1)
-        w = r & m
-        if t.signed:
-            w = np.where(w > t.max_raw, w - np.int64(1 << t.width), w)
-        out = w
-    elif t.overflow in ("SAT", "SAT_SYM"):
-        out = np.clip(r, lo, hi)
-    else:  # SAT_ZERO
-        out = np.where(bad, 0, r)
-    return out.astype(np.int64), bad
+@register_jitable(inline="always")
+def round_shift(v: Any, sh: int, rounding: int) -> Any:
+    """``v / 2**sh`` rounded to an integer with the rounding mode of code ``rounding``.
+
+    ``v`` holds integers with ``sh`` more fractional bits than the target; ``sh <= 0`` shifts
+    left (exact). The rounding is one addition before the floor shift: the result is
+    ``(v + bias) >> sh`` with the mode's ``bias`` (``half = 2**(sh-1)``): TRN 0, TRN_ZERO
+    ``2**sh - 1`` for negative ``v``, RND ``half``, RND_ZERO ``half - 1`` (``half`` for
+    negative ``v``), RND_MIN_INF ``half - 1``, RND_INF ``half`` (``half - 1`` for negative
+    ``v``), RND_CONV ``half - 1`` plus the lowest kept bit. ``|v|`` must stay below ``2**62``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = np.array([-6, -5, -3, -2, 2, 3, 5, 6])  # /4: -1.5, -1.25, -0.75, -0.5, 0.5, ...
+    >>> round_shift(v, 2, ROUNDING_MODES["RND_CONV"]).tolist()
+    [-2, -1, -1, 0, 0, 1, 1, 2]
+    >>> round_shift(v, 2, ROUNDING_MODES["TRN_ZERO"]).tolist()
+    [-1, -1, 0, 0, 0, 0, 1, 1]
+    >>> round_shift(3, -2, ROUNDING_MODES["RND"])
+    12
+    """
+    if sh <= 0:
+        return v << -sh
+    half = 1 << (sh - 1)
+    if rounding == _Q_TRN:
+        return v >> sh
+    if rounding == _Q_TRN_ZERO:
+        bias = (v < 0) * (2 * half - 1)
+    elif rounding == _Q_RND:
+        bias = half
+    elif rounding == _Q_RND_ZERO:
+        bias = (v < 0) * 1 + (half - 1)
+    elif rounding == _Q_RND_MIN_INF:
+        bias = half - 1
+    elif rounding == _Q_RND_INF:
+        bias = (v < 0) * -1 + half
+    else:  # RND_CONV: ties to the even neighbour
+        bias = ((v >> sh) & 1) + (half - 1)
+    return (v + bias) >> sh
+
+
+@register_jitable(inline="always")
+def raw_range(width: int, signed: int, overflow: int) -> tuple[int, int]:
+    """Raw range ``(lo, hi)`` of a type that an assignment leaves untouched.
+
+    ``-max`` is the lower end of a signed SAT_SYM type (the most negative code is never made).
+
+    Examples
+    --------
+    >>> raw_range(8, 1, OVERFLOW_MODES["SAT_SYM"]), raw_range(8, 0, OVERFLOW_MODES["WRAP"])
+    ((-127, 127), (0, 255))
+    """
+    if signed:
+        hi = (1 << (width - 1)) - 1
+        return (-hi if overflow == _O_SAT_SYM else -hi - 1), hi
+    return 0, (1 << width) - 1
+
+
+@register_jitable(inline="always")
+def handle_overflow(r: Any, overflow: int, lo: int, hi: int) -> Any:
+    """Apply overflow mode code ``overflow`` to rounded raw integers ``r`` outside ``[lo, hi]``.
+
+    Values inside the range are returned unchanged. WRAP keeps the low bits (``(lo, hi)`` of a
+    WRAP type span ``2**W`` codes), SAT and SAT_SYM clip, SAT_ZERO sets to zero.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = np.array([-9, -8, 7, 8, 20])
+    >>> handle_overflow(r, OVERFLOW_MODES["WRAP"], -8, 7).tolist()
+    [7, -8, 7, -8, 4]
+    >>> handle_overflow(r, OVERFLOW_MODES["SAT"], -8, 7).tolist()
+    [-8, -8, 7, 7, 7]
+    >>> handle_overflow(r, OVERFLOW_MODES["SAT_ZERO"], -8, 7).tolist()
+    [0, -8, 7, 0, 0]
+    """
+    if overflow == _O_WRAP:
+        return ((r - lo) & (hi - lo)) + lo
+    if overflow == _O_SAT_ZERO:
+        return r - r * ((r < lo) | (r > hi))
+    return r + (lo - r) * (r < lo) + (hi - r) * (r > hi)
+
+
+@register_jitable(inline="always")
+def sticky_scaled(y: Any) -> Any:
+    """An integer-valued float ``v`` with ``round_shift(v, 2, mode)`` = ``y`` rounded by mode.
+
+    ``y`` holds exact values in units of the target LSB. ``v`` is ``2y`` rounded towards -inf,
+    doubled, plus one when ``2y`` was not an integer: the floor of ``y`` and two more bits
+    (half, sticky), all that any rounding mode looks at. Exact for ``|y| < 2**50``; numpy and
+    torch arrays and numba floats alike (convert ``v`` to integers before :func:`round_shift`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = sticky_scaled(np.array([-2.5, -0.3, 0.5, 2.5, 2.75])).astype(np.int64)
+    >>> v.tolist(), round_shift(v, 2, ROUNDING_MODES["RND_CONV"]).tolist()
+    ([-10, -1, 2, 10, 11], [-2, 0, 0, 2, 3])
+    """
+    t = y * 2
+    f = t // 1
+    return f * 2 + (t != f)
+
+
+@numba.njit(cache=False)
+def _quantize_scaled(
+    y: NDArray[np.float64],
+    out: NDArray[np.int64],
+    bad: NDArray[np.bool_],
+    width: int,
+    signed: int,
+    rounding: int,
+    overflow: int,
+) -> None:
+    """``out, bad = t(y)`` for exact values ``y`` in LSB units of ``t`` (1-d, no NaN).
+
+    Far outside the range, a wrapping type keeps only the sign, the fraction and the low bits
+    (all that wrapping uses); the other types are clipped to 2**40 (saturated or zeroed alike).
+    """
+    lo, hi = raw_range(width, signed, overflow)
+    for i in range(y.shape[0]):
+        v = y[i]
+        far = abs(v) >= 2.0**50
+        if overflow == _O_WRAP:
+            if far:
+                v = np.fmod(v, 2.0 ** (width + 1))
+        else:
+            v = min(max(v, -(2.0**40)), 2.0**40)
+        r = round_shift(np.int64(sticky_scaled(v)), 2, rounding)
+        bad[i] = r < lo or r > hi or far
+        out[i] = handle_overflow(r, overflow, lo, hi)
 
 
 def to_float(raw: ArrayLike, t: FixedType) -> NDArray[np.float64]:
@@ -370,36 +481,29 @@ def quantize(x: ArrayLike, t: FixedType, return_overflow: bool = False) -> Any:
         raise FixedPointError(f"cannot convert NaN to {t}")
     if np.isinf(a).any() and t.overflow == "WRAP":
         raise FixedPointError(f"cannot convert an infinite value to the wrapping type {t}")
-    y = np.ldexp(a, t.frac)
-    fl = np.floor(y)
-    with np.errstate(invalid="ignore"):
-        r = np.where(np.isinf(y), 0.0, y - fl)
-    q = ROUNDING_MODES[t.rounding]
-    if q == _Q_TRN:
-        inc = np.zeros(y.shape, bool)
-    elif q == _Q_TRN_ZERO:
-        inc = (r > 0) & (y < 0)
-    elif q == _Q_RND:
-        inc = r >= 0.5
-    elif q == _Q_RND_ZERO:
-        inc = (r > 0.5) | ((r == 0.5) & (y < 0))
-    elif q == _Q_RND_MIN_INF:
-        inc = r > 0.5
-    elif q == _Q_RND_INF:
-        inc = (r > 0.5) | ((r == 0.5) & (y > 0))
-    else:
-        inc = (r > 0.5) | ((r == 0.5) & (np.fmod(fl, 2.0) != 0))
-    qv = fl + inc
-    if t.overflow == "WRAP":
-        qv = np.mod(qv, float(1 << t.width))  # exact: qv is an integer-valued double
-    else:
-        qv = np.clip(qv, -(2.0**40), 2.0**40)
-    raw = qv.astype(np.int64)
-    out, bad = _overflow_np(raw, t)
-    if t.overflow == "WRAP":
-        # the modulo above already wrapped; recompute the overflow flag from the value
-        bad = (fl + inc < t.min_raw) | (fl + inc > t.max_raw)
+    out, bad = quantize_scaled(np.ldexp(a, t.frac), t)
     return (out, bad) if return_overflow else out
+
+
+def quantize_scaled(
+    y: NDArray[np.float64], t: FixedType
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Raw integers and overflow mask of ``t(y * 2**-F)`` for exact values ``y`` in LSB units.
+
+    The compiled loop behind :func:`quantize` and the torch fake-quantizer (NaN not checked).
+
+    Examples
+    --------
+    >>> raw, bad = quantize_scaled(np.array([2.5, 300.0]), FixedType(8, 3, overflow="SAT"))
+    >>> raw.tolist(), bad.tolist()
+    ([2, 127], [False, True])
+    """
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    out = np.empty(y.shape, np.int64)
+    bad = np.empty(y.shape, np.bool_)
+    w, _f, signed, qm, om = t.code
+    _quantize_scaled(y.reshape(-1), out.reshape(-1), bad.reshape(-1), w, signed, qm, om)
+    return out, bad
 
 
 def cast(raw: ArrayLike, src: FixedType, dst: FixedType, return_overflow: bool = False) -> Any:
@@ -426,20 +530,13 @@ def cast(raw: ArrayLike, src: FixedType, dst: FixedType, return_overflow: bool =
     [-4, 3]
     """
     v = np.asarray(raw, dtype=np.int64)
-    return _cast_frac(v, src.frac, dst, return_overflow)
-
-
-def _cast_frac(v: NDArray[np.int64], src_frac: int, dst: FixedType, return_overflow: bool) -> Any:
-    sh = src_frac - dst.frac
-    if sh > 0:
-        if sh >= 63:
-            v = _round_shift_np(v >> (sh - 62), 62, ROUNDING_MODES[dst.rounding])
-        else:
-            v = _round_shift_np(v, sh, ROUNDING_MODES[dst.rounding])
-    elif sh < 0:
-        v = v << (-sh)
-    out, bad = _overflow_np(v, dst)
-    return (out, bad) if return_overflow else out
+    sh = src.frac - dst.frac
+    if sh >= 63:
+        v, sh = v >> (sh - 62), 62
+    r = round_shift(v, sh, ROUNDING_MODES[dst.rounding])
+    lo, hi = dst.range_raw
+    out = handle_overflow(r, OVERFLOW_MODES[dst.overflow], lo, hi)
+    return (out, (r < lo) | (r > hi)) if return_overflow else out
 
 
 def fixed_mul(
@@ -500,52 +597,16 @@ def cast_raw(v: int, sh: int, width: int, signed: int, qmode: int, omode: int) -
     """Numba scalar kernel: assign raw ``v`` with ``sh = F_src - F_dst`` to a type.
 
     Returns ``(raw, overflowed)``; ``overflowed`` is 1 when the rounded value was outside
-    the target range (then saturated, zeroed or wrapped according to ``omode``). With
-    constant arguments the mode branches fold away after inlining.
+    the target range (then saturated, zeroed or wrapped according to ``omode``). The same
+    :func:`round_shift` and :func:`handle_overflow` as everywhere else, compiled by numba.
 
     Examples
     --------
     >>> cast_raw(384, 6, 8, 1, ROUNDING_MODES["RND"], OVERFLOW_MODES["SAT"])  # 1.5 -> F=2
     (6, 0)
     """
-    if sh > 0:
-        fl = v >> sh
-        if qmode == 0:
-            r = fl
-        else:
-            rem = v - (fl << sh)
-            half = np.int64(1) << (sh - 1)
-            if qmode == 1:
-                r = fl + (1 if (rem != 0 and v < 0) else 0)
-            elif qmode == 2:
-                r = fl + (1 if rem >= half else 0)
-            elif qmode == 3:
-                r = fl + (1 if (rem > half or (rem == half and v < 0)) else 0)
-            elif qmode == 4:
-                r = fl + (1 if rem > half else 0)
-            elif qmode == 5:
-                r = fl + (1 if (rem > half or (rem == half and v >= 0)) else 0)
-            else:
-                r = fl + (1 if (rem > half or (rem == half and (fl & 1) == 1)) else 0)
-    elif sh < 0:
-        r = v << (-sh)
-    else:
-        r = v
-    if signed:
-        hi = (np.int64(1) << (width - 1)) - 1
-        lo = -hi - 1
-        if omode == 3:
-            lo = -hi
-    else:
-        hi = (np.int64(1) << width) - 1
-        lo = np.int64(0)
+    r = round_shift(v, sh, qmode)
+    lo, hi = raw_range(width, signed, omode)
     if r < lo or r > hi:
-        if omode == 0:
-            w = r & ((np.int64(1) << width) - 1)
-            if signed and w > hi:
-                w -= np.int64(1) << width
-            return w, 1
-        if omode == 2:
-            return np.int64(0), 1
-        return (lo if r < lo else hi), 1
+        return handle_overflow(r, omode, lo, hi), 1
     return r, 0

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,15 +50,43 @@ from calo.errors import ConfigError
 from calo.fpga.fixed import FixedType, cast, parse_type, quantize
 
 __all__ = [
+    "PAPER_N_IN",
+    "PAPER_SUBLAYERS",
+    "DataFlow",
     "GarNetFixedConfig",
     "GarNetWeights",
     "QuantizedSublayer",
+    "contract",
     "contract_transforms",
     "converter_weight_type",
     "edge_weight_table",
     "minimum_integer_width",
     "quantize_sublayers",
+    "sublayer_dims",
 ]
+
+
+#: The FPGA paper's GarNetStack (Iiyama et al. 2021): (aggregators, F_LR, F_out) per sublayer.
+PAPER_SUBLAYERS: tuple[tuple[int, int, int], ...] = ((4, 8, 8), (4, 8, 8), (8, 16, 16))
+#: Input features per hit of the paper's model.
+PAPER_N_IN = 4
+
+
+def sublayer_dims(
+    sublayers: Sequence[Sequence[int]] = PAPER_SUBLAYERS, n_in: int = PAPER_N_IN
+) -> list[tuple[int, int, int, int]]:
+    """``(F_in, A, F_LR, F_out)`` per sublayer of a stack (each F_in is the previous F_out).
+
+    Examples
+    --------
+    >>> sublayer_dims()  # the paper's stack
+    [(4, 4, 8, 8), (8, 4, 8, 8), (8, 8, 16, 16)]
+    """
+    out = []
+    for a, p, o in sublayers:
+        out.append((n_in, a, p, o))
+        n_in = o
+    return out
 
 
 @dataclass
@@ -291,6 +319,72 @@ class GarNetFixedConfig:
             raise ConfigError(f"invalid fixed-point type in GarNetFixedConfig: {err}") from None
         return out
 
+    def data_flow(self) -> DataFlow:
+        """The :class:`DataFlow` (sizes, shifts, types) of this configuration."""
+        lr, lv = self.log2_reuse, self.n_vertices_width
+        V, R = self.n_vertices, self.reuse_factor
+        return DataFlow(V, R, V // R, lv - lr, lr, lv, self.types())
+
+
+@dataclass(frozen=True)
+class DataFlow:
+    """Sizes, shifts and internal types of nnet_garnet.h's data flow for one configuration.
+
+    The one description that the numba kernels of :mod:`calo.fpga.reference` and the
+    fixed-point forward of :class:`~calo.fpga.qat.QGarNetStack` follow: ``V`` hits padded,
+    ``R`` pipeline steps of ``U = V/R`` hits; sums over a group are shifted right by
+    ``log2u``, the normalisation by ``V_max`` is a further shift by ``log2r`` (``log2v`` in
+    all, for the collapsed bias).
+
+    Examples
+    --------
+    >>> f = GarNetFixedConfig(n_vertices=128, reuse_factor=32).data_flow()
+    >>> f.U, f.log2u, f.log2r, f.log2v, str(f.ewa)
+    (4, 2, 5, 7, 'ap_ufixed<15,5>')
+    """
+
+    V: int
+    R: int
+    U: int
+    log2u: int
+    log2r: int
+    log2v: int
+    types: dict[str, FixedType]
+
+    @property
+    def dist(self) -> FixedType:
+        """``distance_t``."""
+        return self.types["distance_t"]
+
+    @property
+    def ew(self) -> FixedType:
+        """``edge_weight_t``."""
+        return self.types["edge_weight_t"]
+
+    @property
+    def ewa(self) -> FixedType:
+        """``edge_weight_aggr_t``."""
+        return self.types["edge_weight_aggr_t"]
+
+    @property
+    def aggr(self) -> FixedType:
+        """``aggr_t``."""
+        return self.types["aggr_t"]
+
+    @property
+    def norm(self) -> FixedType:
+        """``norm_t``."""
+        return self.types["norm_t"]
+
+    @property
+    def outt(self) -> FixedType:
+        """``output_t``."""
+        return self.types["output_t"]
+
+    def data_t(self, li: int) -> FixedType:
+        """Type of the input of sublayer ``li`` (``input_t``, then ``output_t``)."""
+        return self.types["input_t"] if li == 0 else self.types["output_t"]
+
 
 @dataclass
 class QuantizedSublayer:
@@ -381,7 +475,7 @@ def contract_transforms(w: GarNetWeights) -> tuple[NDArray[np.floating], NDArray
     """Contract F_LR into F_out: returns ``W_in [O, A, F_in]`` and ``b_in [O, A]``.
 
     The product is computed in the weights' own dtype (float32 weights give float32 values,
-    as in hls4ml's converter).
+    as in hls4ml's converter); see :func:`contract`.
 
     Examples
     --------
@@ -391,10 +485,33 @@ def contract_transforms(w: GarNetWeights) -> tuple[NDArray[np.floating], NDArray
     >>> W.shape, b.shape
     ((5, 2, 4), (5, 2))
     """
-    fout = w.fout_kernel.reshape(w.n_aggregators, w.n_propagate, w.n_out)
-    kernel = np.dot(w.flr_kernel, fout)  # [F_in, A, O]
-    bias = np.dot(w.flr_bias, fout)  # [A, O]
-    return kernel.transpose(2, 1, 0), bias.T
+    return contract(w.flr_kernel, w.flr_bias, w.fout_kernel)
+
+
+def contract(flr_kernel: Any, flr_bias: Any, fout_kernel: Any) -> tuple[Any, Any]:
+    """``W_in[o, a, x] = sum_p FLR_k[x, p] Fout_k[a*P + p, o]``, ``b_in[o, a] = sum_p
+    FLR_b[p] Fout_k[a*P + p, o]`` (kernels in Keras' layout).
+
+    On numpy arrays it is hls4ml's converter to the bit (``np.dot`` in the arrays' dtype, whose
+    rounding decides the quantized weights); on torch tensors it is the differentiable
+    equivalent the quantization-aware layer takes its gradients from.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> w = GarNetWeights.random(np.random.default_rng(0), 4, 2, 3, 5)
+    >>> W, b = contract(w.flr_kernel, w.flr_bias, w.fout_kernel)
+    >>> Wt, bt = contract(*(torch.as_tensor(a) for a in (w.flr_kernel, w.flr_bias, w.fout_kernel)))
+    >>> W.shape, bool(np.allclose(W, Wt.numpy())), bool(np.allclose(b, bt.numpy()))
+    ((5, 2, 4), True, True)
+    """
+    p = flr_kernel.shape[1]
+    fout = fout_kernel.reshape(fout_kernel.shape[0] // p, p, fout_kernel.shape[1])  # [A, P, O]
+    if isinstance(fout, np.ndarray):
+        return np.dot(flr_kernel, fout).transpose(2, 1, 0), np.dot(flr_bias, fout).T
+    import torch
+
+    return torch.einsum("xp,apo->oax", flr_kernel, fout), torch.einsum("p,apo->oa", flr_bias, fout)
 
 
 def quantize_sublayers(

@@ -58,11 +58,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from calo.errors import ConfigError
+from calo.fpga.garnet import sublayer_dims
 
 __all__ = ["PAPER_STACK", "LatencyEstimate", "estimate_latency", "published_table"]
 
-#: The paper's stack: (F_in, aggregators, F_out) per sublayer.
-PAPER_STACK: tuple[tuple[int, int, int], ...] = ((4, 4, 8), (8, 4, 8), (8, 8, 16))
+#: The paper's stack (:data:`~calo.fpga.garnet.PAPER_SUBLAYERS`): (F_in, aggregators, F_out).
+PAPER_STACK: tuple[tuple[int, int, int], ...] = tuple((f, a, o) for f, a, _p, o in sublayer_dims())
 
 M_DSP = 3
 ADDERS_PER_CYCLE = 2

@@ -15,7 +15,7 @@ Two kinds of calo-train models reach hls4ml's GarNet (``nnet_garnet.h``):
   listed in ``model.json`` as not exported.
 
 Every written header compiles with g++ against the hls4ml wheel's ``nnet_garnet.h``
-(:func:`calo.fpga.export.build_harness`) and gives the expected outputs bit for bit.
+(:func:`calo.fpga.harness.build_harness`) and gives the expected outputs bit for bit.
 
 Examples
 --------

@@ -3,7 +3,7 @@
 :class:`QGarNetStack` holds the float weights of a simplified GarNet stack (Keras layout,
 :class:`~calo.fpga.garnet.GarNetWeights`) and runs in one of two modes:
 
-- ``quantized=False``: the float maths of :func:`calo.fpga.reference.garnet_float`
+- ``quantized=False``: the float maths of :func:`calo.nn.garnet.simplified_garnet_stack`
   (``exp(-d^2)``, means over ``V_max``), in float32.
 - ``quantized=True``: the integer data flow of ``nnet_garnet.h`` (the one
   :class:`~calo.fpga.reference.FixedGarNet` emulates), with every value held exactly in
@@ -61,52 +61,37 @@ import torch
 from torch import Tensor, nn
 
 from calo.errors import ConfigError, DataError
-from calo.fpga.fixed import FixedType
+from calo.fpga.fixed import (
+    OVERFLOW_MODES,
+    ROUNDING_MODES,
+    FixedType,
+    handle_overflow,
+    quantize_scaled,
+    round_shift,
+    sticky_scaled,
+)
 from calo.fpga.garnet import (
+    PAPER_N_IN,
+    PAPER_SUBLAYERS,
     GarNetFixedConfig,
     GarNetWeights,
     QuantizedSublayer,
+    contract,
     edge_weight_table,
     quantize_sublayers,
 )
 from calo.fpga.reference import FixedGarNet
+from calo.nn.garnet import simplified_garnet_stack
 
 __all__ = [
-    "PAPER_SUBLAYERS",
     "QGarNetModel",
     "QGarNetStack",
     "fake_quantize",
     "ternarize",
 ]
 
-#: The paper's stack: (aggregators, F_LR, F_out) per sublayer.
-PAPER_SUBLAYERS: tuple[tuple[int, int, int], ...] = ((4, 8, 8), (4, 8, 8), (8, 16, 16))
-
-_Q_CODES = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV")
-
 
 # ---------------------------------------------------------------------- fake quantizers
-def _round_raw(y: Tensor, mode: str) -> Tensor:
-    """Round float64 ``y`` (raw units of the target, exact) to an integer with ``mode``."""
-    fl = torch.floor(y)
-    if mode == "TRN":
-        return fl
-    r = y - fl
-    if mode == "TRN_ZERO":
-        inc = (r > 0) & (y < 0)
-    elif mode == "RND":
-        inc = r >= 0.5
-    elif mode == "RND_ZERO":
-        inc = (r > 0.5) | ((r == 0.5) & (y < 0))
-    elif mode == "RND_MIN_INF":
-        inc = r > 0.5
-    elif mode == "RND_INF":
-        inc = (r > 0.5) | ((r == 0.5) & (y > 0))
-    else:  # RND_CONV
-        inc = (r > 0.5) | ((r == 0.5) & (torch.remainder(fl, 2.0) != 0))
-    return fl + inc.to(y.dtype)
-
-
 def fake_quantize(x: Tensor, t: FixedType) -> Tensor:
     """Assign float64 values ``x`` to type ``t`` (``t v = x;`` in C++), straight-through.
 
@@ -125,18 +110,12 @@ def fake_quantize(x: Tensor, t: FixedType) -> Tensor:
     [-3.5]
     """
     scale = 2.0**t.frac
-    q = _round_raw(x.detach() * scale, t.rounding)
-    hi = float(t.max_raw)
-    lo = float(t.min_raw)
-    if t.signed and t.overflow == "SAT_SYM":
-        lo = -hi
-    if t.overflow == "WRAP":
-        if q.numel() and (bool(q.min() < lo) or bool(q.max() > hi)):
-            q = torch.remainder(q - lo, float(1 << t.width)) + lo
-    elif t.overflow == "SAT_ZERO":
-        q = torch.where((q < lo) | (q > hi), torch.zeros_like(q), q)
+    y = x.detach() * scale
+    lo, hi = t.range_raw
+    if y.device.type == "cpu":  # the compiled loop of calo.fpga.fixed.quantize
+        q = torch.from_numpy(quantize_scaled(y.numpy(), t)[0]).to(torch.float64)
     else:
-        q = q.clamp(lo, hi)
+        q = _assign_scaled(y, t)
     qv = q / scale
     if not x.requires_grad:
         return qv
@@ -144,6 +123,17 @@ def fake_quantize(x: Tensor, t: FixedType) -> Tensor:
         return x + (qv - x).detach()
     base = x.clamp(lo / scale, hi / scale)
     return base + (qv - base).detach()
+
+
+def _assign_scaled(y: Tensor, t: FixedType) -> Tensor:
+    """Raw values (float64) of ``t`` assigned exact values ``y`` in LSB units, as tensor
+    operations on any device: the rules of :mod:`calo.fpga.fixed` (``|y| < 2**50`` for a
+    wrapping type)."""
+    if t.overflow != "WRAP":
+        y = y.clamp(-(2.0**40), 2.0**40)  # saturates (or zeroes) the same way
+    lo, hi = t.range_raw
+    q = round_shift(sticky_scaled(y).to(torch.int64), 2, ROUNDING_MODES[t.rounding])
+    return handle_overflow(q, OVERFLOW_MODES[t.overflow], lo, hi).to(torch.float64)
 
 
 def _shr(x: Tensor, frac: int, k: int) -> Tensor:
@@ -256,7 +246,7 @@ class QGarNetStack(nn.Module):
 
     def __init__(
         self,
-        n_in: int = 4,
+        n_in: int = PAPER_N_IN,
         sublayers: Sequence[Sequence[int]] = PAPER_SUBLAYERS,
         config: GarNetFixedConfig | None = None,
         quantized: bool = True,
@@ -416,19 +406,11 @@ class QGarNetStack(nn.Module):
         return self._forward_float(X, n)
 
     def _forward_float(self, X: Tensor, n: Tensor) -> Tensor:
-        V = self.config.n_vertices
-        mask = (torch.arange(V, device=X.device)[None, :] < n[:, None]).to(torch.float32)
-        mask = mask[..., None]
-        h = X.to(torch.float32) * mask
-        for layer, (a, p, o) in zip(self.layers, self.sublayer_dims, strict=True):
-            flr, fout = layer.flr_kernel, layer.fout_kernel
-            f = h @ flr + layer.flr_bias
-            d = h @ layer.s_kernel + layer.s_bias
-            ew = torch.exp(-(d**2)) * mask
-            agg = torch.einsum("bva,bvp->bap", ew, f) / V
-            base = torch.einsum("bap,apo->bao", agg, fout.reshape(a, p, o))
-            h = (torch.einsum("bva,bao->bvo", ew, base) + layer.fout_bias) * mask
-        return h.sum(dim=1) / V
+        subs = [
+            (l.flr_kernel.T, l.flr_bias, l.s_kernel.T, l.s_bias, l.fout_kernel.T, l.fout_bias)
+            for l in self.layers  # noqa: E741
+        ]
+        return simplified_garnet_stack(X.to(torch.float32), n, subs, "vmax", "mean", "gauss")
 
     def _quantized_weights(self, qsubs: list[QuantizedSublayer]) -> list[dict[str, Tensor]]:
         """Per sublayer: quantized weight values (float64) with straight-through gradients."""
@@ -436,14 +418,13 @@ class QGarNetStack(nn.Module):
         for layer, q in zip(self.layers, qsubs, strict=True):
             dev = layer.flr_kernel.device
             flr, fout = self._kernels(layer)
-            a, p, o = q.n_aggregators, flr.shape[1], q.n_out
             f64 = torch.float64
-            fo = fout.to(f64).reshape(a, p, o)
+            w_in, b_in = contract(flr.to(f64), layer.flr_bias.to(f64), fout.to(f64))
             latent = {
                 "w_d": layer.s_kernel.to(f64).T,
                 "b_d": layer.s_bias.to(f64),
-                "w_in": torch.einsum("xp,apo->oax", flr.to(f64), fo),
-                "b_in": torch.einsum("p,apo->oa", layer.flr_bias.to(f64), fo),
+                "w_in": w_in,
+                "b_in": b_in,
                 "b_out": layer.fout_bias.to(f64),
             }
             vals = {}
@@ -454,27 +435,21 @@ class QGarNetStack(nn.Module):
         return out
 
     def _forward_fixed(self, X: Tensor, n: Tensor) -> Tensor:
-        cfg, ty = self.config, self.types
-        V, R = cfg.n_vertices, cfg.reuse_factor
-        U = V // R
-        log2u, log2r, log2v = (
-            cfg.n_vertices_width - cfg.log2_reuse,
-            cfg.log2_reuse,
-            cfg.n_vertices_width,
-        )
-        dist, ew, ewa = ty["distance_t"], ty["edge_weight_t"], ty["edge_weight_aggr_t"]
-        aggr, outt = ty["aggr_t"], ty["output_t"]
+        fl = self.config.data_flow()
+        V, R, U = fl.V, fl.R, fl.U
+        log2u, log2r, log2v = fl.log2u, fl.log2r, fl.log2v
+        dist, ew, ewa, aggr, outt = fl.dist, fl.ew, fl.ewa, fl.aggr, fl.outt
         f64 = torch.float64
         B = X.shape[0]
         mask = (torch.arange(V, device=X.device)[None, :] < n[:, None]).to(f64)[..., None]
         table = self.table.to(X.device)
         dmask = (1 << dist.width) - 1
-        h = fake_quantize(X.to(f64), ty["input_t"]) * mask
+        h = fake_quantize(X.to(f64), fl.data_t(0)) * mask
         qsubs = self.quantized_sublayers()
         weights = self._quantized_weights(qsubs)
         nl = len(self.layers)
         for li, (q, w) in enumerate(zip(qsubs, weights, strict=True)):
-            data_t = ty["input_t"] if li == 0 else outt
+            data_t = fl.data_t(li)
             wt = q.types
             A, F, O = q.n_aggregators, q.n_in, q.n_out  # noqa: E741
             # distance: d = distance_t(b_d); d = distance_t(d + distance_t(x_i W_d[a, i]))

@@ -37,7 +37,7 @@ from calo.errors import ConfigError, DataError
 from calo.nn.knn import batch_to_ptr
 from calo.nn.potentials import Potential, check_potential, potential_from_d
 
-__all__ = ["GarNetConv"]
+__all__ = ["GarNetConv", "simplified_garnet", "simplified_garnet_stack"]
 
 Collapse = Literal["mean", "sum", "max"]
 
@@ -47,6 +47,149 @@ def _segment_max(src: Tensor, batch: Tensor, num_events: int) -> Tensor:
     shape = (num_events, *src.shape[1:])
     index = batch.view(-1, *([1] * (src.dim() - 1))).expand_as(src)
     out = src.new_zeros(shape).scatter_reduce(0, index, src, reduce="amax", include_self=False)
+    return out
+
+
+def _distribute(
+    y: Tensor,
+    f: Tensor,
+    w: Tensor,
+    batch: Tensor,
+    nu: Tensor,
+    num_events: int,
+    weight: Tensor,
+    blocks: Sequence[tuple[str, int]],
+) -> Tensor:
+    """``y + sum_a w_ja (M_a g_a)`` for each block ``(kind, start)``: ``g_a`` the mean (over
+    ``nu``) or max over the event of the messages ``w_ja f_j``, ``M_a`` the columns
+    ``start + a F_LR ... start + (a + 1) F_LR`` of the dense ``weight``.
+
+    ``M_a`` is applied once per event to the aggregated ``g_a [B, F_LR]``, so only
+    ``[N, F_LR]`` and ``[N, F_out]`` tensors are formed per hit (never the ``[N, A F_LR]``
+    messages, returned features or dense input).
+    """
+    a_n, p = w.shape[1], f.shape[1]
+    for a in range(a_n):
+        wa = w[:, a : a + 1]
+        msg = wa * f  # [N, F_LR]
+        for kind, start in blocks:
+            if kind == "mean":
+                agg = f.new_zeros(num_events, p).index_add_(0, batch, msg) / nu.view(-1, 1)
+            else:
+                agg = _segment_max(msg, batch, num_events)
+            cols = weight[:, start + a * p : start + (a + 1) * p]
+            y = y + wa * (agg @ cols.T)[batch]
+    return y
+
+
+def simplified_garnet(
+    x: Tensor,
+    batch: Tensor,
+    nu: Tensor,
+    num_events: int,
+    weights: Sequence[Tensor],
+    potential: Potential = "gauss",
+) -> Tensor:
+    r"""hls4ml's simplified GarNet on ragged hits: the one float implementation in calo.
+
+    .. math::
+        y_j = b_o + \sum_a w_{ja} \, W_o^{(a)} \bar f_a, \qquad
+        \bar f_a = \frac{1}{\nu} \sum_{k \in \text{event}(j)} w_{ka} (W_f x_k + b_f),
+        \qquad w_{ja} = V((W_d x_j + b_d)_a)
+
+    Used by :class:`GarNetConv` (``simplified=True``) and by the float forms of calo.fpga
+    (:class:`~calo.fpga.qat.QGarNetStack` in float mode, :func:`~calo.fpga.reference.garnet_float`).
+
+    Parameters
+    ----------
+    x, batch:
+        Hits ``[N, F_in]`` and their sorted event index ``[N]``.
+    nu:
+        ``[B]`` normaliser of the aggregator mean per event (hits or ``V_max``).
+    num_events:
+        ``B``.
+    weights:
+        ``(W_f [F_LR, F_in], b_f [F_LR], W_d [A, F_in], b_d [A], W_o [F_out, A F_LR],
+        b_o [F_out])`` in :class:`torch.nn.Linear`'s layout; column ``a F_LR + p`` of ``W_o``
+        multiplies aggregator ``a``'s feature ``p``.
+    potential:
+        Edge-weight potential ``V`` (``"gauss"``: ``exp(-d^2)``, hls4ml's).
+
+    Returns
+    -------
+    Tensor
+        ``[N, F_out]`` per-hit outputs.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x, batch = torch.randn(5, 3), torch.tensor([0, 0, 0, 1, 1])
+    >>> ws = [torch.randn(4, 3), torch.randn(4), torch.randn(2, 3), torch.randn(2),
+    ...       torch.randn(6, 8), torch.randn(6)]
+    >>> simplified_garnet(x, batch, torch.tensor([3.0, 2.0]), 2, ws).shape
+    torch.Size([5, 6])
+    """
+    w_f, b_f, w_d, b_d, w_o, b_o = weights
+    f = torch.nn.functional.linear(x, w_f, b_f)
+    w = potential_from_d(torch.nn.functional.linear(x, w_d, b_d), potential)
+    y = b_o.expand(x.shape[0], -1)
+    return _distribute(y, f, w, batch, nu, num_events, w_o, [("mean", 0)])
+
+
+def _padded_hits(X: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
+    """Mask ``[B, V]`` of the valid hits of padded events and their event index ``[N]``."""
+    n_ev, v = X.shape[0], X.shape[1]
+    mask = torch.arange(v, device=X.device).unsqueeze(0) < n.unsqueeze(1)  # [B, V]
+    batch = torch.arange(n_ev, device=X.device).unsqueeze(1).expand(n_ev, v)[mask]
+    return mask, batch
+
+
+def simplified_garnet_stack(
+    X: Tensor,
+    n: Tensor,
+    sublayers: Sequence[Sequence[Tensor]],
+    mean_by: Literal["n", "vmax"] = "vmax",
+    collapse: Literal["mean"] | None = "mean",
+    potential: Potential = "gauss",
+) -> Tensor:
+    """A stack of :func:`simplified_garnet` layers on padded events (hls4ml's GarNetStack).
+
+    Parameters
+    ----------
+    X, n:
+        Padded hits ``[B, V, F_in]`` and valid hits per event ``[B]`` (hits ``v >= n`` are
+        ignored).
+    sublayers:
+        Weights of each sublayer, as :func:`simplified_garnet` takes them.
+    mean_by:
+        ``"vmax"``: means divide by ``V`` (hls4ml's default), ``"n"``: by the event's hits.
+    collapse:
+        ``"mean"``: the mean over the hits of the last sublayer's output, ``[B, F_out]``;
+        ``None``: per-hit outputs ``[B, V, F_out]``, zero beyond ``n``.
+    potential:
+        Edge-weight potential.
+
+    Examples
+    --------
+    >>> import torch
+    >>> ws = [torch.randn(4, 3), torch.randn(4), torch.randn(2, 3), torch.randn(2),
+    ...       torch.randn(6, 8), torch.randn(6)]
+    >>> simplified_garnet_stack(torch.randn(2, 8, 3), torch.tensor([8, 3]), [ws]).shape
+    torch.Size([2, 6])
+    """
+    n_ev, v = X.shape[0], X.shape[1]
+    mask, batch = _padded_hits(X, n)
+    if mean_by == "n":
+        nu = n.clamp(min=1).to(X.dtype)
+    else:
+        nu = torch.full((n_ev,), float(v), dtype=X.dtype, device=X.device)
+    h = X[mask]
+    for weights in sublayers:
+        h = simplified_garnet(h, batch, nu, n_ev, weights, potential)
+    if collapse == "mean":
+        return h.new_zeros(n_ev, h.shape[1]).index_add_(0, batch, h) / nu.view(-1, 1)
+    out = h.new_zeros(n_ev, v, h.shape[1])
+    out[mask] = h
     return out
 
 
@@ -188,32 +331,20 @@ class GarNetConv(nn.Module):
         to the aggregated ``f_a [B, F_LR]`` and only ``[N, F_LR]`` and ``[N, F_out]`` tensors are
         formed per hit (the ``[N, A F_LR]`` messages, returned features and dense input are not).
         """
-        a_n, p = self.n_aggregators, self.n_propagate
+        if self.simplified:
+            lins = (self.lin_flr, self.lin_s, self.lin_out)
+            weights = [t for lin in lins for t in (lin.weight, lin.bias)]
+            return simplified_garnet(x, batch, nu, num_events, weights, self.potential)
+        a_n, p, f_in = self.n_aggregators, self.n_propagate, self.in_channels
         f = self.lin_flr(x)  # [N, F_LR]
         w = self.edge_weights(x)  # [N, A]
         weight, bias = self.lin_out.weight, self.lin_out.bias
-        if self.simplified:
-            y = bias.expand(x.shape[0], -1)
-            off = 0
-        else:
-            f_in = self.in_channels
-            y = torch.nn.functional.linear(x, weight[:, :f_in], bias)
-            y = y + w @ weight[:, -a_n:].T
-            off = f_in
-        blocks = [("mean", off)]
+        y = torch.nn.functional.linear(x, weight[:, :f_in], bias)
+        y = y + w @ weight[:, -a_n:].T
+        blocks = [("mean", f_in)]
         if "max" in self.aggr:
-            blocks.append(("max", off + a_n * p))
-        for a in range(a_n):
-            wa = w[:, a : a + 1]
-            msg = wa * f  # [N, F_LR]
-            for kind, start in blocks:
-                if kind == "mean":
-                    agg = x.new_zeros(num_events, p).index_add_(0, batch, msg) / nu.view(-1, 1)
-                else:
-                    agg = _segment_max(msg, batch, num_events)
-                cols = weight[:, start + a * p : start + (a + 1) * p]
-                y = y + wa * (agg @ cols.T)[batch]
-        return y
+            blocks.append(("max", f_in + a_n * p))
+        return _distribute(y, f, w, batch, nu, num_events, weight, blocks)
 
     def _ragged(self, x: Tensor, batch: Tensor, counts: Tensor, nu: Tensor) -> Tensor:
         """Core on ragged hits; ``counts [B]`` hits per event, ``nu [B]`` mean normaliser."""
@@ -297,8 +428,7 @@ class GarNetConv(nn.Module):
         n = n.to(device=x.device, dtype=torch.long)
         if bool(((n < 0) | (n > v)).any()):
             raise DataError(f"GarNetConv: n must lie in [0, V] = [0, {v}], got {n.tolist()}")
-        mask = torch.arange(v, device=x.device).unsqueeze(0) < n.unsqueeze(1)  # [B, V]
-        batch = torch.arange(n_ev, device=x.device).unsqueeze(1).expand(n_ev, v)[mask]
+        mask, batch = _padded_hits(x, n)
         nu = self._normaliser(n, self.v_max if self.v_max is not None else v, x.dtype)
         y = self._ragged(x[mask], batch, n, nu)
         if self.collapse is not None:

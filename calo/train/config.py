@@ -19,7 +19,7 @@ from typing import Literal
 
 from calo.errors import ConfigError
 from calo.fpga.garnet import GarNetFixedConfig
-from calo.fpga.qat import PAPER_SUBLAYERS
+from calo.fpga.garnet import PAPER_SUBLAYERS
 from calo.models.config import GravNetModelConfig, ModelConfig
 from calo.reco.config import BaselineConfig, CalibrationConfig
 

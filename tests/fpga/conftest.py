@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from calo.fpga.export import hls4ml_include_dirs
+from calo.fpga.harness import hls4ml_include_dirs
 
 
 @pytest.fixture(scope="session")

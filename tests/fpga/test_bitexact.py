@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from calo.fpga.events import toy_events
-from calo.fpga.export import harness_source, run_harness, write_hls_header
-from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
+from calo.fpga.export import write_hls_header
+from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights, sublayer_dims
+from calo.fpga.harness import harness_source, run_harness
 from calo.fpga.reference import FixedGarNet, MeanByNvertWarning
 
-PAPER = [(4, 4, 8, 8), (8, 4, 8, 8), (8, 8, 16, 16)]  # (F_in, A, F_LR, F_out) per sublayer
+PAPER = sublayer_dims()  # (F_in, A, F_LR, F_out) per sublayer of the paper's stack
 
 # name, sublayer dims, config, weight scale, input scale, (n_min, n_max), events
 CASES = [

@@ -12,9 +12,9 @@ import torch
 from calo.errors import CheckpointError
 from calo.fpga.cli import export_main
 from calo.fpga.data import load_e_pi
-from calo.fpga.export import harness_source, run_harness
 from calo.fpga.fixed import parse_type
 from calo.fpga.garnet import GarNetFixedConfig, QuantizedSublayer
+from calo.fpga.harness import harness_source, run_harness
 from calo.fpga.reference import FixedGarNet
 from calo.train.evaluate import load_model
 from calo.train.run import resolve_config, train

@@ -13,8 +13,8 @@ import torch
 
 from calo.config import apply_overrides
 from calo.fpga.cli import export_main
-from calo.fpga.export import harness_source, run_harness
 from calo.fpga.garnet import GarNetFixedConfig
+from calo.fpga.harness import harness_source, run_harness
 from calo.fpga.model_export import _layer_inputs, fraction_garnet_weights, garnet_blockers
 from calo.fpga.reference import FixedGarNet, garnet_float
 from calo.models.config import GarNetModelConfig, ModelConfig

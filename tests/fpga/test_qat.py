@@ -13,7 +13,7 @@ from calo.fpga.data import load_e_pi
 from calo.fpga.events import toy_events
 from calo.fpga.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedType, quantize
 from calo.fpga.garnet import GarNetFixedConfig
-from calo.fpga.qat import QGarNetModel, QGarNetStack, fake_quantize, ternarize
+from calo.fpga.qat import QGarNetModel, QGarNetStack, _assign_scaled, fake_quantize, ternarize
 from calo.fpga.reference import garnet_float
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample_e_pi.root"
@@ -115,6 +115,17 @@ def test_fake_quantize_equals_fixed_quantize(rng, rounding, overflow):
         x = np.concatenate([rng.normal(0, 3, 500), np.arange(-40, 40) / 8 + 1 / 64])
         got = fake_quantize(torch.as_tensor(x), t).numpy()
         np.testing.assert_array_equal(got, t.to_float(quantize(x, t)))
+
+
+@pytest.mark.parametrize("overflow", list(OVERFLOW_MODES))
+def test_tensor_form_of_the_rules_equals_fixed_quantize(rng, overflow):
+    """fake_quantize off the CPU runs calo.fpga.fixed's rules as tensor operations."""
+    x = np.concatenate([rng.normal(0, 3, 500), np.arange(-40, 40) / 8 + 1 / 64, [-1e9, 1e9]])
+    for rounding in ROUNDING_MODES:
+        for signed in (True, False):
+            t = FixedType(7, 2, signed, rounding, overflow)
+            got = _assign_scaled(torch.as_tensor(np.ldexp(x, t.frac)), t).numpy()
+            np.testing.assert_array_equal(got, quantize(x, t))
 
 
 def test_straight_through_gradients():

@@ -14,10 +14,11 @@ from calo.fpga.garnet import (
     contract_transforms,
     converter_weight_type,
     edge_weight_table,
+    sublayer_dims,
 )
 from calo.fpga.reference import FixedGarNet, MeanByNvertWarning, garnet_float
 
-PAPER = [(4, 4, 8, 8), (8, 4, 8, 8), (8, 8, 16, 16)]
+PAPER = sublayer_dims()  # (F_in, A, F_LR, F_out) per sublayer of the paper's stack
 
 
 def test_default_types_follow_the_converter():

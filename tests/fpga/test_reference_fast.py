@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from calo.fpga.events import toy_events
-from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
+from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights, sublayer_dims
 from calo.fpga.reference import FixedGarNet, MeanByNvertWarning
 
-PAPER = [(4, 4, 8, 8), (8, 4, 8, 8), (8, 8, 16, 16)]
+PAPER = sublayer_dims()  # (F_in, A, F_LR, F_out) per sublayer of the paper's stack
 ROUNDINGS = ["TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV"]
 
 # name, sublayer dims, config, weight scale, input scale, events
