@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from calo.errors import ConfigError
-from calo.fpga.garnet import GarNetFixedConfig
-from calo.fpga.garnet import PAPER_SUBLAYERS
+from calo.fpga.garnet import PAPER_SUBLAYERS, GarNetFixedConfig
 from calo.models.config import GravNetModelConfig, ModelConfig
 from calo.reco.config import BaselineConfig, CalibrationConfig
 
