@@ -263,7 +263,8 @@ def _setup_task(
 ) -> tuple[L.LightningDataModule, CaloModule, list[Any]]:
     """The data module (set up), the LightningModule and the extra callbacks of the task."""
     if config.task == "e_pi":
-        from calo.train.e_pi import EPiDataModule, EPiModule, QuantizationAwareTraining
+        from calo.train.e_pi import EPiDataModule, EPiModule
+        from calo.train.qat import QuantizationAwareTraining
 
         edm = EPiDataModule(config.data, config.e_pi, seed=seed)
         edm.prepare_data()

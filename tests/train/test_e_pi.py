@@ -19,8 +19,9 @@ from calo.errors import CheckpointError, ConfigError
 from calo.train.checkpoint import read_checkpoint
 from calo.train.cli import evaluate_main, train_main
 from calo.train.config import TrainConfig
-from calo.train.e_pi import EPiDataModule, QuantizationAwareTraining
+from calo.train.e_pi import EPiDataModule
 from calo.train.evaluate import load_model
+from calo.train.qat import QuantizationAwareTraining
 from calo.train.run import resolve_config, train
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample_e_pi.root"
