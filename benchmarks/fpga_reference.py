@@ -38,8 +38,8 @@ import numba
 import numpy as np
 
 from calo.fpga.events import toy_events
-from calo.fpga.harness import build_harness, run_harness
 from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights, sublayer_dims
+from calo.fpga.harness import build_harness, run_harness
 from calo.fpga.reference import FixedGarNet
 
 PAPER = sublayer_dims()  # (F_in, A, F_LR, F_out) per sublayer of the paper's stack

@@ -7,8 +7,8 @@ import pytest
 
 from calo.fpga.events import toy_events
 from calo.fpga.export import write_hls_header
-from calo.fpga.harness import harness_source, run_harness
 from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights, sublayer_dims
+from calo.fpga.harness import harness_source, run_harness
 from calo.fpga.reference import FixedGarNet, MeanByNvertWarning
 
 PAPER = sublayer_dims()  # (F_in, A, F_LR, F_out) per sublayer of the paper's stack

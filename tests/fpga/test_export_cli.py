@@ -12,9 +12,9 @@ import torch
 from calo.errors import CheckpointError
 from calo.fpga.cli import export_main
 from calo.fpga.data import load_e_pi
-from calo.fpga.harness import harness_source, run_harness
 from calo.fpga.fixed import parse_type
 from calo.fpga.garnet import GarNetFixedConfig, QuantizedSublayer
+from calo.fpga.harness import harness_source, run_harness
 from calo.fpga.qat import QGarNetModel, QGarNetStack
 from calo.fpga.reference import FixedGarNet
 from calo.fpga.train import load_checkpoint, save_checkpoint, train_model
