@@ -55,7 +55,21 @@ class _Gen:
 
 
 def generate_exact(model: FixedGarNet, track: bool) -> str:
-    """Source of the exact kernel (``track``: also record the range of every quantity)."""
+    """Source of the exact kernel (``track``: also record the range of every quantity).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
+    >>> from calo.fpga.reference import FixedGarNet
+    >>> m = FixedGarNet([GarNetWeights.random(np.random.default_rng(0), 4, 4, 8, 8)],
+    ...                 GarNetFixedConfig(n_vertices=16, reuse_factor=4))
+    >>> src = generate_exact(m, track=False)
+    >>> src.splitlines()[0]
+    'def kernel(X, N, IDX, OUT, CNT, MX, MN, TABLE, WD0, BD0, WIN0, BIN0, BOUTR0, BOUTA0):'
+    >>> "CNT[0, 0] += 1" in src  # a distance that leaves distance_t is counted
+    True
+    """
     cfg = model.config
     fl = cfg.data_flow()
     V, U = fl.V, fl.U

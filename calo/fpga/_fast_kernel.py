@@ -174,7 +174,18 @@ class _FastGen:
 
 
 def generate_fast(model: FixedGarNet, ity: str) -> tuple[str, int]:
-    """Source of the fast kernel and the largest magnitude of any intermediate value."""
+    """Source of the fast kernel and the largest magnitude of any intermediate value.
+
+    Examples
+    --------
+    >>> from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
+    >>> from calo.fpga.reference import FixedGarNet
+    >>> m = FixedGarNet([GarNetWeights.random(np.random.default_rng(0), 4, 4, 8, 8)],
+    ...                 GarNetFixedConfig(n_vertices=16, reuse_factor=4))
+    >>> src, maxabs = generate_fast(m, "np.int32")
+    >>> src.splitlines()[0], maxabs < 2**31  # int32 suffices for these weights
+    ('def fast(X, N, OUT, FLAG, TABLE, WD0, BD0, WINT0, BINT0, BOUTR0, BOUTA0):', True)
+    """
     cfg = model.config
     fl = cfg.data_flow()
     V, R, U = fl.V, fl.R, fl.U
