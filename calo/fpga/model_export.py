@@ -220,8 +220,8 @@ def garnet_blockers(model: ModelConfig) -> list[str]:
 
     Examples
     --------
-    >>> garnet_blockers(ModelConfig(name="gravnet"))
-    ["model gravnet: GravNet layers (neighbours by a kNN in a learned space) have no hls4ml layer; only GarNet models export"]
+    >>> print(garnet_blockers(ModelConfig(name="gravnet"))[0])
+    model gravnet: GravNet layers (neighbours by a kNN in a learned space) have no hls4ml layer; only GarNet models export
     """
     if model.name != "garnet":
         kind = {"gravnet": "GravNet", "edgeconv": "EdgeConv"}.get(model.name, model.name)
