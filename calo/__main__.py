@@ -11,7 +11,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "simulate": ("calo.sim.cli", "main", "simulate overlapping showers into a ROOT file"),
     "train": ("calo.train.cli", "train_main", "train GravNet, GarNet or EdgeConv"),
     "evaluate": ("calo.train.cli", "evaluate_main", "evaluate a run or checkpoint, write plots"),
-    "export": ("calo.fpga.cli", "export_main", "export a quantized GarNet for hls4ml"),
+    "export": ("calo.fpga.cli", "export_main", "export a calo-train run for hls4ml"),
 }
 
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     >>> main(["--help"])  # doctest: +ELLIPSIS
     calo ...: calorimeter clustering with GravNet and GarNet
     ...
-      export     export a quantized GarNet for hls4ml
+      export     export a calo-train run for hls4ml
     <BLANKLINE>
     'python -m calo COMMAND --help' lists every option of a command.
     0
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     2
     >>> with contextlib.redirect_stderr(sys.stdout):  # runs calo-export
     ...     main(["export", "missing.ckpt", "--out", "x"])
-    error: checkpoint file does not exist [file missing.ckpt]
+    error: checkpoint or run folder does not exist [file missing.ckpt]
     2
     """
     argv = list(sys.argv[1:] if argv is None else argv)
