@@ -99,21 +99,21 @@ class OverflowReport:
 
     def suggest_types(self, margin_bits: int = 1) -> list[dict[str, FixedType]]:
         """Per sublayer and quantity: the current type with enough integer bits for the range
-            seen (plus ``margin_bits``), fractional bits and modes unchanged.
+        seen (plus ``margin_bits``), fractional bits and modes unchanged.
 
-            Quantities never reached are left out. Needs a run with ``track_ranges=True``.
+        Quantities never reached are left out. Needs a run with ``track_ranges=True``.
 
-            Examples
-            --------
-            >>> import numpy as np
-            >>> from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
         >>> from calo.fpga.reference import FixedGarNet
-            >>> rng = np.random.default_rng(3)
-            >>> m = FixedGarNet([GarNetWeights.random(rng, 4, 4, 8, 8)],
-            ...                 GarNetFixedConfig(n_vertices=16, reuse_factor=4))
-            >>> rep = m(rng.normal(size=(4, 16, 4)), np.full(4, 16), track_ranges=True).overflow
-            >>> "aggregate" in rep.suggest_types()[0]
-            True
+        >>> rng = np.random.default_rng(3)
+        >>> m = FixedGarNet([GarNetWeights.random(rng, 4, 4, 8, 8)],
+        ...                 GarNetFixedConfig(n_vertices=16, reuse_factor=4))
+        >>> rep = m(rng.normal(size=(4, 16, 4)), np.full(4, 16), track_ranges=True).overflow
+        >>> "aggregate" in rep.suggest_types()[0]
+        True
         """
         if np.isnan(self.vmax).all():
             raise ConfigError("no value ranges recorded: run the model with track_ranges=True")
