@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from trainhelp import TINY_GRAVNET, one_line_error
 
 from calo.config import apply_overrides, save_yaml, to_dict
 from calo.fpga.cli import export_main
@@ -16,21 +17,8 @@ from calo.train.config import TrainConfig
 from calo.train.module import FractionModule
 
 TINY = [
-    "model.gravnet.n_blocks=1",
-    "model.gravnet.dense=[16]",
-    "model.gravnet.k=8",
-    "model.gravnet.out_channels=16",
-    "model.gravnet.head=16",
+    *TINY_GRAVNET,
 ]
-
-
-def _one_line_error(capsys: pytest.CaptureFixture[str], rc: int, *words: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert rc == 2, err
-    assert err.startswith("error:") and "\n" not in err and "Traceback" not in err, err
-    for w in words:
-        assert w in err, err
-    return err
 
 
 @pytest.fixture
@@ -52,13 +40,13 @@ def test_options_anywhere_among_the_overrides(capsys: pytest.CaptureFixture[str]
     # parsed: the error is the configuration's (the unknown key), not argparse's
     rc = train_main(["trainer.max_epochs=4", "--no-plots", "trainer.progress_bar=false",
                      "--model", "garnet", "model.nonsense=1"])  # fmt: skip
-    err = _one_line_error(capsys, rc, "model.nonsense")
+    err = one_line_error(capsys, rc, "model.nonsense")
     assert "unrecognized" not in err
-    _one_line_error(capsys, train_main(["--no-such-option"]), "calo-train", "--no-such-option")
-    _one_line_error(capsys, simulate_main(["--events", "x"]), "calo-simulate", "--events")
+    one_line_error(capsys, train_main(["--no-such-option"]), "calo-train", "--no-such-option")
+    one_line_error(capsys, simulate_main(["--events", "x"]), "calo-simulate", "--events")
     rc = simulate_main(["gun.n_particles=1", "--out", "x.root", "--events", "2", "gun.nope=1"])
-    _one_line_error(capsys, rc, "gun.nope")
-    _one_line_error(capsys, export_main(["a.ckpt", "--events", "3"]), "calo-export", "--out")
+    one_line_error(capsys, rc, "gun.nope")
+    one_line_error(capsys, export_main(["a.ckpt", "--events", "3"]), "calo-export", "--out")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
@@ -66,9 +54,9 @@ def test_gpu_requested_without_a_gpu(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], small_root: Path
 ) -> None:
     args = ["--out", str(tmp_path / "r"), *TINY, f"data.files=[{small_root}]"]
-    _one_line_error(capsys, train_main(["--accelerator", "gpu", *args]),
+    one_line_error(capsys, train_main(["--accelerator", "gpu", *args]),
                     "trainer.accelerator=gpu", "no CUDA GPU", "--accelerator cpu")  # fmt: skip
-    _one_line_error(capsys, train_main([*args, "trainer.precision=bf17"]), "Lightning refuses",
+    one_line_error(capsys, train_main([*args, "trainer.precision=bf17"]), "Lightning refuses",
                     "bf17")  # fmt: skip
 
 
@@ -92,7 +80,7 @@ def test_run_folder_configuration_checked_by_every_command(
         (train_main, ["--out", str(run_folder), "--resume"]),
         (train_main, ["--config", str(config)]),
     ):
-        _one_line_error(capsys, main(argv), *words, str(config))
+        one_line_error(capsys, main(argv), *words, str(config))
 
 
 def test_run_folder_configuration_that_differs_is_reported(
@@ -144,7 +132,7 @@ def test_checkpoint_failures_are_one_line_naming_the_file(
             (evaluate_main, [str(path)]),
             (export_main, [str(path), "--out", str(tmp_path / "x")]),
         ):
-            err = _one_line_error(capsys, main(argv), *words, str(path))
+            err = one_line_error(capsys, main(argv), *words, str(path))
             assert "weights_only" not in err and "Re-running" not in err, name
     assert not (tmp_path / "x").exists()
     capsys.readouterr()
@@ -159,7 +147,7 @@ def test_checkpoint_failures_are_one_line_naming_the_file(
     ckpt["calo"]["config"]["model"]["gravnet"]["out_channels"] = 24
     wrong = tmp_path / "wrong.ckpt"
     torch.save(ckpt, wrong)
-    _one_line_error(capsys, evaluate_main([str(wrong)]), "weights do not fit the gravnet model",
+    one_line_error(capsys, evaluate_main([str(wrong)]), "weights do not fit the gravnet model",
                     "2 missing (", first, "3 unexpected (", "extra.weight",
                     "of another shape (", "in the file", str(wrong))  # fmt: skip
 

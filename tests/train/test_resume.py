@@ -15,17 +15,14 @@ import lightning as L
 import pytest
 import torch
 from torch import nn
+from trainhelp import TINY_GRAVNET
 
 from calo.train.checkpoint import AtomicCheckpointIO
 from calo.train.cli import train_main
 from calo.train.resume import LatestCheckpoint, ResumableDataLoader
 
 TINY = [
-    "model.gravnet.n_blocks=1",
-    "model.gravnet.dense=[16]",
-    "model.gravnet.k=8",
-    "model.gravnet.out_channels=16",
-    "model.gravnet.head=16",
+    *TINY_GRAVNET,
     "trainer.progress_bar=false",
     "trainer.early_stopping_patience=0",
     "trainer.log_every_n_steps=1",

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from trainhelp import TINY_GRAVNET, one_line_error
 
 from calo.config import apply_overrides, to_dict
 from calo.errors import CheckpointError, ConfigError, DataError
@@ -25,11 +26,7 @@ from calo.train.evaluate import load_model
 from calo.train.run import train
 
 TINY = [
-    "model.gravnet.n_blocks=1",
-    "model.gravnet.dense=[16]",
-    "model.gravnet.k=8",
-    "model.gravnet.out_channels=16",
-    "model.gravnet.head=16",
+    *TINY_GRAVNET,
     "data.batch_size=8",
     "trainer.progress_bar=false",
     "trainer.early_stopping_patience=0",
@@ -133,14 +130,6 @@ def test_evaluate_cli_writes_metrics_and_plots(trained: tuple[Path, dict], small
     assert set(e2["methods"]) == {"model", "baseline"} and e2["calibration"] is None
 
 
-def _one_line_error(capsys: pytest.CaptureFixture[str], rc: int, *words: str) -> None:
-    err = capsys.readouterr().err.strip()
-    assert rc == 2
-    assert err.startswith("error:") and "\n" not in err and "Traceback" not in err
-    for w in words:
-        assert w in err
-
-
 @pytest.mark.parametrize(
     ("args", "words"),
     [
@@ -157,19 +146,19 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], rc: int, *words: str) ->
 )
 def test_bad_train_configuration(capsys: pytest.CaptureFixture[str], args: list[str],
                                  words: list[str]) -> None:  # fmt: skip
-    _one_line_error(capsys, train_main(args), *words)
+    one_line_error(capsys, train_main(args), *words)
 
 
 def test_bad_yaml_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("model:\n  name: gravnet\n  gravnet:\n    k: -3\n")
-    _one_line_error(capsys, train_main(["--config", str(cfg)]), "k")
+    one_line_error(capsys, train_main(["--config", str(cfg)]), "k")
     cfg.write_text("optimiser:\n  lr: 0.1\n")
-    _one_line_error(capsys, train_main(["--config", str(cfg)]), "optimiser")
+    one_line_error(capsys, train_main(["--config", str(cfg)]), "optimiser")
 
 
 def test_resume_without_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _one_line_error(capsys, train_main(["--out", str(tmp_path), "--resume"]), "config.yaml")
+    one_line_error(capsys, train_main(["--out", str(tmp_path), "--resume"]), "config.yaml")
 
 
 @pytest.mark.slow
@@ -177,26 +166,26 @@ def test_bad_checkpoints(tmp_path: Path, trained: tuple[Path, dict],
                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {"w": torch.zeros(1)}}, foreign)
-    _one_line_error(capsys, evaluate_main([str(foreign)]), "not a calo checkpoint", str(foreign))
+    one_line_error(capsys, evaluate_main([str(foreign)]), "not a calo checkpoint", str(foreign))
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"\x00not a zip" * 10)
-    _one_line_error(capsys, evaluate_main([str(garbage)]), "not a PyTorch checkpoint", str(garbage))
+    one_line_error(capsys, evaluate_main([str(garbage)]), "not a PyTorch checkpoint", str(garbage))
     good = (trained[0] / "checkpoints" / "last.ckpt").read_bytes()
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(good[: len(good) // 2])
-    _one_line_error(capsys, evaluate_main([str(truncated)]), "truncated")
+    one_line_error(capsys, evaluate_main([str(truncated)]), "truncated")
     unsafe = tmp_path / "unsafe.ckpt"
     torch.save({"calo": {"format": 1}, "obj": Path("x")}, unsafe)  # not weights_only-loadable
-    _one_line_error(capsys, evaluate_main([str(unsafe)]), "holds code that calo will not run")
+    one_line_error(capsys, evaluate_main([str(unsafe)]), "holds code that calo will not run")
     wrong = tmp_path / "wrong.ckpt"
     ck = torch.load(trained[0] / "checkpoints" / "last.ckpt", weights_only=True)
     ck["calo"]["config"]["model"]["gravnet"]["k"] = 4.5
     torch.save(ck, wrong)
-    _one_line_error(capsys, evaluate_main([str(wrong)]), "configuration is invalid")
+    one_line_error(capsys, evaluate_main([str(wrong)]), "configuration is invalid")
     ck["calo"]["config"]["model"]["gravnet"]["k"] = 8
     ck["calo"]["config"]["model"]["gravnet"]["out_channels"] = 32
     torch.save(ck, wrong)
-    _one_line_error(capsys, evaluate_main([str(wrong)]), "weights do not fit")
+    one_line_error(capsys, evaluate_main([str(wrong)]), "weights do not fit")
     with pytest.raises(CheckpointError, match="no checkpoints"):
         load_model_dir = tmp_path / "empty_run"
         load_model_dir.mkdir()
@@ -223,7 +212,7 @@ def test_data_without_truth(tmp_path: Path, small_root: Path, trained: tuple[Pat
     with uproot.recreate(notruth) as f:
         f["events"] = {"event": arrays["event"], "hit": ak.zip(hits), "particle": ak.zip(parts)}
     rc = evaluate_main([str(trained[0]), "--data", str(notruth), "--no-plots"])
-    _one_line_error(capsys, rc, "notruth.root")
+    one_line_error(capsys, rc, "notruth.root")
     from torch_geometric.data import Data
 
     with pytest.raises(DataError, match="no 'y'"):
@@ -341,7 +330,7 @@ def test_evaluate_with_a_corrupt_share_calibration_says_so(trained: tuple[Path, 
         '{"format": "calo-share-calibration", "version": 1}'
     )
     rc = evaluate_main([str(run), "--out", str(tmp_path / "ev"), "--no-plots"])
-    _one_line_error(capsys, rc, "malformed share calibration", "share_calibration.json")
+    one_line_error(capsys, rc, "malformed share calibration", "share_calibration.json")
     # without it the run evaluates the model and the baseline only
     assert evaluate_main([str(run), "--out", str(tmp_path / "ev"), "--no-plots",
                           "--no-calibration"]) == 0  # fmt: skip
