@@ -24,12 +24,13 @@ from calo.io.reader import (
     read_data,
 )
 from calo.io.schema import Schema
-from calo.io.summary import SKIP_REASONS, ReadSummary
+from calo.io.summary import SKIP_REASONS, STATUS_CODES, ReadSummary
 
 __all__ = [
     "AVAILABLE_FEATURES",
     "DEFAULT_FEATURES",
     "SKIP_REASONS",
+    "STATUS_CODES",
     "ChunkInfo",
     "FeatureSpec",
     "HitDataset",

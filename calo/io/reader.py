@@ -46,7 +46,7 @@ from torch_geometric.data import Data
 from calo.errors import ConfigError, DataError
 from calo.io.features import FeatureSpec, Normalization
 from calo.io.schema import Schema
-from calo.io.summary import ReadSummary
+from calo.io.summary import STATUS_CODES, ReadSummary
 
 __all__ = [
     "ChunkInfo",
@@ -63,7 +63,7 @@ PathLike = str | os.PathLike
 Paths = PathLike | Sequence[PathLike]
 
 _KEEP = 0
-_REASON_CODES = {"empty": 1, "nonfinite": 2, "negative_energy": 3, "too_many_hits": 4}
+_REASON_CODES = STATUS_CODES
 #: per-hit float columns (read as float32 and checked for NaN/inf)
 _FLOAT_ROLES = ("x", "y", "z", "energy", "dx", "dy", "dz", "time")
 
@@ -710,6 +710,7 @@ def _event_tensors(arr: ak.Array, info: ChunkInfo, plan: _Plan, k: int) -> dict[
         "particle_deposited": torch.from_numpy(pmat("deposited", np.float32)),
         "particle_xy": torch.from_numpy(p_xy.reshape(n_ev, k, 2)),
         "event_id": torch.from_numpy(ev_id),
+        "entry": torch.from_numpy(info.entry_start + np.arange(n_ev, dtype=np.int64)),
         "weight": torch.from_numpy(w),
     }
 
@@ -738,6 +739,7 @@ def chunk_to_data(
     normalization: Normalization | None = None,
     summary: ReadSummary | None = None,
     limit: int | None = None,
+    status: np.ndarray | None = None,
     _plan_: _Plan | None = None,
 ) -> list[Data]:
     """Convert one awkward chunk (as yielded by :func:`iterate_events`) to ``Data`` objects.
@@ -759,6 +761,10 @@ def chunk_to_data(
         Counts are added to it when given.
     limit:
         Convert at most this many kept events; later entries are not counted as read.
+    status:
+        An integer array of ``len(arr)`` that receives each entry's status: 0 kept, a code of
+        :data:`calo.io.STATUS_CODES` for a skipped event, -1 for an entry not looked at
+        (past ``limit``). Used by ``calo-predict`` to keep one output entry per input entry.
 
     Returns
     -------
@@ -775,8 +781,8 @@ def chunk_to_data(
     ...            truth_index="hit_pid", noise=None, event_id=None, particle_energy=None,
     ...            particle_pdg=None, particle_deposited=None, particle_x=None, particle_y=None)
     >>> d = chunk_to_data(arr, ChunkInfo("mem", "events", 0, 1), s)[0]
-    >>> d.energy.tolist(), d.y.tolist(), d.event_id.tolist()
-    ([2.0], [[1.0]], [0])
+    >>> d.energy.tolist(), d.y.tolist(), d.event_id.tolist(), d.entry.tolist()
+    ([2.0], [[1.0]], [0], [0])
     """
     schema = schema or Schema()
     policy = policy or ReadPolicy()
@@ -787,6 +793,10 @@ def chunk_to_data(
     ev = np.repeat(np.arange(len(arr)), hits.counts)  # event index of each hit
     reason = _skip_reasons(hits, ev, info, plan, policy)
     keep_ev = _count_events(reason, hits.counts, info, summary, limit)
+    if status is not None:
+        if len(status) != len(arr):
+            raise ConfigError(f"status has {len(status)} entries, the chunk {len(arr)}")
+        status[:] = reason
     chosen = _select_hits(hits, ev, keep_ev, policy, summary)
     hit_t = _hit_tensors(arr, hits, chosen, plan, features, normalization)
     k = _n_columns(hits.frac.shape[1], hits.pcounts, info, policy)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SKIP_REASONS", "ReadSummary"]
+__all__ = ["SKIP_REASONS", "STATUS_CODES", "ReadSummary"]
 
 SKIP_REASONS: dict[str, str] = {
     "empty": "no hits",
@@ -26,6 +26,14 @@ SKIP_REASONS: dict[str, str] = {
     "too_many_hits": "more hits than max_hits",
 }
 """Reasons an event can be skipped, with their description."""
+
+STATUS_CODES: dict[str, int] = {
+    "empty": 1,
+    "nonfinite": 2,
+    "negative_energy": 3,
+    "too_many_hits": 4,
+}
+"""Status code of each skip reason (0 is a kept event), as written per entry by calo-predict."""
 
 _MAX_EXAMPLES = 5
 

@@ -238,7 +238,7 @@ def test_fast_data_constructor_matches_public(calo_file: Path) -> None:
     data, _ = read_data(calo_file, max_events=3)
     public = [Data(**{k: d[k] for k in d.keys()}) for d in data]
     a, b = Batch.from_data_list(data), Batch.from_data_list(public)
-    assert sorted(a.keys()) == sorted(b.keys()) and len(data[0].keys()) == 12
+    assert sorted(a.keys()) == sorted(b.keys()) and len(data[0].keys()) == 13
     for key in b.keys():
         assert torch.equal(a[key], b[key]), key
     assert [d.num_nodes for d in data] == [d.num_nodes for d in public]
@@ -255,3 +255,30 @@ def test_truth_index_used_when_fraction_glob_matches_nothing(calo_file: Path) ->
         assert torch.equal(a.y, onehot)
         n_shared += int(((b.y > 0) & (b.y < 1)).any(1).sum())
     assert n_shared > 0  # the fraction branches (not one-hot) were read in by_frac
+
+
+def test_entry_and_status_record_every_entry_of_a_chunk() -> None:
+    import awkward as ak
+    import numpy as np
+
+    from calo.io import STATUS_CODES, ChunkInfo, chunk_to_data
+
+    arr = ak.Array(
+        {
+            "hit_x": [[0.0], [], [1.0], [float("nan")], [2.0]],
+            "hit_y": [[0.0], [], [0.0], [0.0], [0.0]],
+            "hit_z": [[0.0], [], [0.0], [0.0], [0.0]],
+            "hit_energy": [[1.0], [], [-1.0], [1.0], [1.0]],
+        }
+    )
+    s = Schema(layer=None, dx=None, dy=None, dz=None, truth_fractions=None, noise=None,
+               event_id=None, particle_energy=None, particle_pdg=None,
+               particle_deposited=None, particle_x=None, particle_y=None)  # fmt: skip
+    status = np.full(5, 99, dtype=np.int64)
+    out = chunk_to_data(arr, ChunkInfo("mem", "events", 10, 15), s, status=status)
+    assert [int(d.entry) for d in out] == [10, 14]
+    codes = [0, STATUS_CODES["empty"], STATUS_CODES["negative_energy"], STATUS_CODES["nonfinite"]]
+    assert status.tolist() == [*codes, 0]
+    status = np.zeros(5, dtype=np.int64)
+    out = chunk_to_data(arr, ChunkInfo("mem", "events", 0, 5), s, status=status, limit=1)
+    assert len(out) == 1 and status.tolist() == [0, -1, -1, -1, -1]
