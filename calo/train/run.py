@@ -43,6 +43,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from calo.config import apply_overrides, load_yaml, save_yaml, to_dict
 from calo.errors import CheckpointError, ConfigError, DataError
+from calo.io.schema import Schema
 from calo.reco.calibration import (
     ShareCalibration,
     fit_share_calibration,
@@ -305,7 +306,7 @@ def _setup_task(
     config: TrainConfig,
     normalization: dict[str, Any] | None,
     seed: int,
-    schema: Any = None,
+    schema: Schema | None = None,
 ) -> tuple[L.LightningDataModule, CaloModule, list[Any]]:
     """The data module (set up), the LightningModule and the extra callbacks of the task."""
     if config.task == "e_pi":
@@ -665,7 +666,7 @@ def evaluate_run(
 
 def evaluation_schema(
     run_dir: Path, cfg: TrainConfig, files: list[str] | None, schema: str | Path | None = None
-) -> tuple[Any, str]:
+) -> tuple[Schema, str]:
     """The branch schema calo-evaluate reads with, and where it comes from.
 
     ``schema`` (``--schema``) applies to other ``files`` only: the run's validation events are
@@ -738,7 +739,7 @@ def _evaluate_e_pi_run(
     files: list[str] | None,
     out: Path,
     plots: bool,
-    schema: Any,
+    schema: Schema,
     schema_source: str,
 ) -> dict[str, Any]:
     """calo-evaluate of an e/pi run: its validation events, or all events of ``files``."""
