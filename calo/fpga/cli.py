@@ -14,6 +14,11 @@ that ``calo-train`` wrote and exports it (:mod:`calo.fpga.model_export`):
   each layer sees on the run's validation events (or ``--data`` files);
 * anything else: a one-line error that names what hls4ml's GarNet cannot express.
 
+``--format onnx`` instead writes ``model.onnx`` for ONNX Runtime and Triton from a fraction
+run (GravNet, GarNet or DGCNN; :func:`calo.models.onnx.export_onnx`) and ``model.onnx.json``
+with the input names, feature names and the normalisation the inputs need; an e/pi run is a
+one-line error (its padded, quantized GarNet is exported with the default ``--format hls``).
+
 Errors print one line and exit with code 2.
 
 Examples
@@ -30,7 +35,7 @@ from typing import Any
 from calo.cli_util import ArgumentParser, run_cli
 from calo.errors import ConfigError
 
-__all__ = ["export_main", "export_run"]
+__all__ = ["export_main", "export_onnx_run", "export_run"]
 
 
 def _parser() -> ArgumentParser:
@@ -41,6 +46,12 @@ def _parser() -> ArgumentParser:
         "nnet_garnet.h, and test vectors with the expected output bits.",
     )
     p.add_argument("run", type=Path, help="run folder or checkpoint written by calo-train")
+    p.add_argument(
+        "--format",
+        choices=("hls", "onnx"),
+        default="hls",
+        help="hls: hls4ml GarNet inputs (default); onnx: model.onnx of a fraction model",
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--events", type=int, default=100, help="test-vector events (default 100)")
     p.add_argument("--data", nargs="+", help="ROOT files for the test vectors")
@@ -116,6 +127,47 @@ def export_run(
     )
 
 
+def export_onnx_run(run_or_checkpoint: str | Path, out: str | Path) -> dict[str, Any]:
+    """Export a fraction run's model to ``out/model.onnx`` (+ ``model.onnx.json``).
+
+    The JSON carries the inputs and outputs, the feature names, the normalisation the features
+    need before they enter the graph (``x = (f - offset) / scale``) and the checkpoint.
+
+    Raises
+    ------
+    CheckpointError
+        For a missing, unreadable or foreign checkpoint.
+    ConfigError
+        For an e/pi run (not exported to ONNX) or a graph that ONNX Runtime does not run as
+        torch does.
+
+    Examples
+    --------
+    >>> export_onnx_run("/nonexistent", "out")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    calo.errors.CheckpointError: ...
+    """
+    from calo.models.onnx import export_onnx
+    from calo.train.checkpoint import resolve_checkpoint
+    from calo.train.evaluate import load_model
+
+    ckpt = resolve_checkpoint(run_or_checkpoint)
+    model, cfg, normalization, _ = load_model(ckpt)
+    if cfg.task == "e_pi":
+        raise ConfigError(
+            f"{ckpt}: an e/pi run is not exported to ONNX (its GarNet takes padded, quantized "
+            "events); use --format hls"
+        )
+    meta = {
+        "task": cfg.task,
+        "model_name": cfg.model.name,
+        "feature_names": list(normalization.get("names", [])),
+        "normalization": normalization,
+        "source": str(ckpt),
+    }
+    return export_onnx(model, Path(out) / "model.onnx", metadata=meta)
+
+
 @run_cli
 def export_main(argv: list[str] | None = None) -> int:
     """Entry point of ``calo-export``; returns the exit code.
@@ -126,6 +178,17 @@ def export_main(argv: list[str] | None = None) -> int:
     2
     """
     args = _parser().parse(argv)
+    if args.format == "onnx":
+        res = export_onnx_run(args.run, args.out)
+        print(
+            f"wrote {res['path']} and {res['json']} (opset {res['opset']}; ONNX Runtime - "
+            + (
+                f"torch max |diff| {res['max_abs_diff']:.2g})"
+                if res["verified"]
+                else "not checked: onnxruntime missing)"
+            )
+        )
+        return 0
     res = export_run(
         args.run, args.out, args.events, args.data, args.seed, args.name, args.reuse_factor
     )

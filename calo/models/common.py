@@ -8,6 +8,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
+from calo.nn.knn import event_ids, is_exporting
+
 __all__ = ["FractionHead", "concat_event_mean", "event_mean", "unpack_input"]
 
 
@@ -39,6 +41,12 @@ def event_mean(x: Tensor, batch: Tensor) -> Tensor:
     >>> event_mean(torch.tensor([[1.0], [3.0], [5.0]]), torch.tensor([0, 0, 1])).tolist()
     [[2.0], [2.0], [5.0]]
     """
+    if is_exporting():
+        # no data-dependent number of events in a graph: sums into a buffer of N rows
+        ev = event_ids(batch)
+        total = torch.zeros_like(x).index_add(0, ev, x)
+        count = torch.zeros_like(x[:, :1]).index_add(0, ev, torch.ones_like(x[:, :1]))
+        return (total / count.clamp(min=1))[ev]
     nb = int(batch.max()) + 1 if batch.numel() else 0
     return scatter(x, batch, dim=0, dim_size=nb, reduce="mean")[batch]
 

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from calo.errors import ConfigError, DataError
-from calo.nn.knn import batch_to_ptr
+from calo.nn.knn import batch_to_ptr, event_ids, is_exporting
 from calo.nn.potentials import Potential, check_potential, potential_from_d
 
 __all__ = ["GarNetConv", "simplified_garnet", "simplified_garnet_stack"]
@@ -405,6 +405,18 @@ class GarNetConv(nn.Module):
                 f"GarNetConv expects x of shape [N, {self.in_channels}] (ragged) or "
                 f"[B, V, {self.in_channels}] (padded), got {list(x.shape)}"
             )
+        if x.dim() == 2 and is_exporting() and batch_or_n is not None:
+            if self.collapse is not None:
+                raise ConfigError(
+                    "GarNetConv with collapse cannot be exported on ragged input: its number "
+                    "of outputs (events) depends on the values of batch"
+                )
+            # no data-dependent number of events: per-event buffers of N rows, compact ids
+            batch = event_ids(batch_or_n)
+            ones = torch.ones_like(batch)
+            counts = torch.zeros_like(batch).index_add(0, batch, ones)
+            nu = self._normaliser(counts, self.v_max, x.dtype)
+            return self._ragged(x, batch, counts, nu)
         if x.dim() == 2:
             n_hits = x.shape[0]
             ptr = batch_to_ptr(batch_or_n, n_hits).to(x.device)

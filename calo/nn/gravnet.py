@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from calo.errors import ConfigError, DataError
-from calo.nn.knn import Backend, knn
+from calo.nn.knn import Backend, is_exporting, knn
 from calo.nn.potentials import Potential, check_potential, potential_from_d2
 
 __all__ = ["GravNetConv"]
@@ -250,7 +250,11 @@ class GravNetConv(nn.Module):
         idx, d2 = knn(s, self.k, batch, backend=self.knn_backend)
         w = potential_from_d2(d2, self.potential)  # [N, k], 0 for missing neighbours
         valid = idx >= 0
-        if x.device.type == "cpu" and h.dtype in (torch.float32, torch.float64):
+        if (
+            x.device.type == "cpu"
+            and h.dtype in (torch.float32, torch.float64)
+            and not is_exporting()
+        ):
             agg = self._aggregate_fused(h, idx, w.to(h.dtype), valid)
         else:
             agg = self._aggregate_gather(h, idx, w, valid)
@@ -271,7 +275,7 @@ class GravNetConv(nn.Module):
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
     def _aggregate_gather(self, h: Tensor, idx: Tensor, w: Tensor, valid: Tensor) -> Tensor:
-        """The same by gathering the ``[N, k, F_LR]`` messages (any device)."""
+        """The same by gathering the ``[N, k, F_LR]`` messages (any device; the exported graph)."""
         msg = h[idx.clamp(min=0)] * w.unsqueeze(-1)  # [N, k, F_LR]
         parts = []
         for a in self.aggr:
@@ -281,7 +285,8 @@ class GravNetConv(nn.Module):
             elif a == "sum":
                 parts.append(msg.sum(1))
             else:
-                m = msg if bool(valid.all()) else msg.masked_fill(~valid.unsqueeze(-1), -torch.inf)
+                whole = not is_exporting() and bool(valid.all())
+                m = msg if whole else msg.masked_fill(~valid.unsqueeze(-1), -torch.inf)
                 parts.append(m.amax(1))
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 

@@ -30,8 +30,18 @@ Backends
     on CUDA. Works on any device.
 ``"torch_cluster"``
     :func:`torch_cluster.knn` when that package is importable (used only when asked for).
+``"dense"``
+    one block of all pairwise squared distances of the batch, ``[N, N]``, pairs of different
+    events set to ``inf``, then ``torch.topk``: plain tensor operations with no Python loop and
+    no shape that depends on the values, so that ``torch.export`` and the ONNX exporter turn it
+    into a graph (Sub, Mul, ReduceSum or MatMul, Where, TopK) that runs for any number of hits
+    and events. Cost and memory O(N^2) for the whole batch (feed one event, or a few, per
+    call); see docs/deployment.md. Distances are summed coordinate by coordinate
+    (``sum_s (x_is - x_js)^2``) for up to 8 coordinates, by the expansion of ``"torch"``
+    beyond; the point itself is placed first before ``topk``. Exact.
 ``"auto"``
-    ``"torch"`` for CUDA tensors, ``"kdtree"`` otherwise.
+    ``"torch"`` for CUDA tensors, ``"kdtree"`` otherwise; ``"dense"`` while the model is being
+    exported (:func:`is_exporting`).
 
 Ties: the point itself is column 0 also when other points coincide with it; among points at the
 same distance the order, and at the k-th distance the choice, is backend dependent (the returned
@@ -65,10 +75,48 @@ from torch import Tensor
 from calo.errors import ConfigError, DataError
 from calo.nn._knn_kdtree import knn_kdtree
 
-__all__ = ["batch_to_ptr", "gather_dist2", "knn", "knn_graph"]
+__all__ = ["batch_to_ptr", "event_ids", "gather_dist2", "is_exporting", "knn", "knn_graph"]
 
-Backend = Literal["auto", "kdtree", "scipy", "torch", "torch_cluster"]
-_BACKENDS = ("auto", "kdtree", "scipy", "torch", "torch_cluster")
+Backend = Literal["auto", "kdtree", "scipy", "torch", "torch_cluster", "dense"]
+_BACKENDS = ("auto", "kdtree", "scipy", "torch", "torch_cluster", "dense")
+
+#: coordinates up to which the ``"dense"`` backend sums squared differences (beyond: matmul)
+_DENSE_DIRECT_MAX_S = 8
+
+
+def is_exporting() -> bool:
+    """Whether the code runs inside ``torch.export`` / the ONNX exporter or a TorchScript trace.
+
+    The layers then take their traceable paths: the ``"dense"`` kNN, torch gathers instead of
+    the numba kernels, event sums into buffers of ``N`` rows instead of ``B``, and no check
+    that reads tensor values (the exported graph trusts its inputs).
+
+    Examples
+    --------
+    >>> is_exporting()
+    False
+    """
+    compiler = getattr(torch, "compiler", None)
+    if compiler is not None and compiler.is_exporting():
+        return True
+    return bool(torch.jit.is_tracing())
+
+
+def event_ids(batch: Tensor) -> Tensor:
+    """Compact event index ``[N]`` (0, 1, 2, ... with no gaps) of a sorted batch vector.
+
+    ``ev_i`` counts the changes of ``batch`` before ``i``, so ``ev < N`` and a buffer of ``N``
+    rows indexed by ``ev`` holds every event: per-event sums and counts need no data-dependent
+    number of events ``B`` (the form the exported graph uses). Built from tensor operations only
+    (no check of sortedness: :func:`batch_to_ptr` does that outside export).
+
+    Examples
+    --------
+    >>> event_ids(torch.tensor([0, 0, 2, 2, 3])).tolist()
+    [0, 0, 1, 1, 2]
+    """
+    change = (batch[1:] != batch[:-1]).to(torch.long)
+    return torch.cat([torch.zeros(1, dtype=torch.long, device=batch.device), change.cumsum(0)])
 
 
 def batch_to_ptr(batch: Tensor | None, num_points: int) -> Tensor:
@@ -174,9 +222,51 @@ def _check_inputs(x: Tensor, k: int) -> None:
 def _resolve_backend(backend: str, x: Tensor) -> str:
     if backend not in _BACKENDS:
         raise ConfigError(f"unknown knn backend {backend!r}; choose one of {list(_BACKENDS)}")
+    if is_exporting():
+        if backend not in ("auto", "dense"):
+            raise ConfigError(
+                f"knn backend {backend!r} cannot be exported (it leaves torch); "
+                "use backend='auto' or 'dense'"
+            )
+        return "dense"
     if backend == "auto":
         return "torch" if x.device.type != "cpu" else "kdtree"
     return backend
+
+
+def _pairwise_dist2(x: Tensor) -> Tensor:
+    """``[N, N]`` squared distances: coordinate by coordinate for few, by matmul for many."""
+    if x.shape[1] <= _DENSE_DIRECT_MAX_S:
+        d = torch.zeros((x.shape[0], x.shape[0]), dtype=x.dtype, device=x.device)
+        for s in range(x.shape[1]):
+            c = x[:, s]
+            d = d + (c.unsqueeze(1) - c.unsqueeze(0)).pow(2)
+        return d
+    xc = x - x.mean(0, keepdim=True)  # smaller |x|^2, smaller rounding error of the expansion
+    sq = xc.pow(2).sum(1)
+    d = sq.unsqueeze(1) + sq.unsqueeze(0) - 2.0 * (xc @ xc.T)
+    return d.clamp(min=0.0)
+
+
+def _knn_dense(x: Tensor, k: int, batch: Tensor | None) -> Tensor:
+    """Neighbour indices [N, k] (int64, -1 missing) from one masked [N, N] distance block.
+
+    Traceable with a dynamic ``N``: ``k`` columns of ``inf`` are appended so that ``topk``
+    always has ``k`` candidates (events with fewer than ``k`` points, ``N < k``).
+    """
+    xd = x.detach()
+    n = xd.shape[0]
+    inf = float("inf")
+    d = _pairwise_dist2(xd)
+    ar = torch.arange(n, device=x.device)
+    # the point itself first, whatever coincides with it
+    d = torch.where(ar.unsqueeze(1) == ar.unsqueeze(0), torch.full_like(d, -1.0), d)
+    if batch is not None:
+        same = batch.unsqueeze(1) == batch.unsqueeze(0)
+        d = torch.where(same, d, torch.full_like(d, inf))
+    d = torch.cat([d, torch.full((n, k), inf, dtype=d.dtype, device=d.device)], dim=1)
+    vals, idx = torch.topk(d, k, dim=1, largest=False, sorted=True)
+    return torch.where(torch.isinf(vals), torch.full_like(idx, -1), idx)
 
 
 def _knn_scipy(x: Tensor, k: int, ptr: Tensor) -> np.ndarray:
@@ -342,8 +432,8 @@ def knn(
     batch:
         ``[N]`` sorted event index of every point, or ``None`` for a single event.
     backend:
-        ``"auto"`` (default), ``"kdtree"``, ``"scipy"``, ``"torch"`` or ``"torch_cluster"``; see the module
-        docstring.
+        ``"auto"`` (default), ``"kdtree"``, ``"scipy"``, ``"torch"``, ``"torch_cluster"`` or
+        ``"dense"``; see the module docstring.
     max_block:
         Largest distance block (rows x columns) the ``"torch"`` backend builds at once; bounds
         its temporary memory to about ``12 * max_block`` bytes for float32.
@@ -374,12 +464,16 @@ def knn(
     """
     _check_inputs(x, k)
     n_total = x.shape[0]
+    which = _resolve_backend(backend, x)
+    if which == "dense" and is_exporting():
+        # the graph trusts its inputs: no check that reads values, no numpy
+        idx = _knn_dense(x, k, batch)
+        return idx, gather_dist2(x, idx)
     ptr = batch_to_ptr(batch, n_total)
     if batch is not None and batch.device != x.device:
         raise DataError(f"batch is on {batch.device} but x is on {x.device}")
     if max_block < 1:
         raise ConfigError(f"max_block must be positive, got {max_block}")
-    which = _resolve_backend(backend, x)
     if n_total == 0:
         return (
             torch.empty((0, k), dtype=torch.long, device=x.device),
@@ -408,6 +502,11 @@ def knn(
         idx = torch.from_numpy(_knn_scipy(x, k, ptr)).to(x.device)
     elif which == "torch":
         idx = _knn_torch(x, k, ptr, max_block)
+    elif which == "dense":
+        if not bool(torch.isfinite(x.detach()).all()):
+            raise DataError("x contains NaN or inf; the kNN is undefined for non-finite points")
+        idx = _knn_dense(x, k, batch)
+        return idx, gather_dist2(x, idx)
     else:
         idx = _knn_torch_cluster(x, k, batch)
     idx = _self_first(idx)

@@ -13,7 +13,7 @@ from calo.nn import _knn_kdtree as _kd
 from calo.nn import batch_to_ptr, gather_dist2, knn, knn_graph
 from calo.nn._knn_kdtree import knn_kdtree
 
-BACKENDS = ["kdtree", "scipy", "torch"]
+BACKENDS = ["kdtree", "scipy", "torch", "dense"]
 
 
 def brute_force(x: torch.Tensor, k: int, batch: torch.Tensor | None) -> np.ndarray:
