@@ -20,19 +20,11 @@ milliseconds (calls stop after ``--budget`` seconds per entry). Results go to
 
 Usage::
 
-    python benchmarks/onnx.py [--sizes 100 300 1000 3000 10000] [--threads 1 2]
+    python benchmarks/onnx_latency.py [--sizes 100 300 1000 3000 10000] [--threads 1 2]
                               [--models gravnet garnet] [--repeats 5] [--budget 4]
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# run as a script, this file's folder comes first on sys.path and the file itself would be
-# imported as the ``onnx`` package: take the folder off before anything imports onnx
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 import argparse
 import copy
@@ -40,9 +32,11 @@ import datetime as dt
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
