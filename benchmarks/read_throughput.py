@@ -103,10 +103,10 @@ def measure(path: Path, step_size: str, repeats: int) -> dict[str, object]:
     n_chunks = 0
     for _ in range(repeats):
         t0 = time.perf_counter()
-        n_chunks = sum(1 for _ in iterate_events(path, Schema(), step_size=step_size))
+        n_chunks = sum(1 for _ in iterate_events(path, Schema.calo(), step_size=step_size))
         t_uproot.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        data, summary = read_data(path, Schema(), step_size=step_size)
+        data, summary = read_data(path, Schema.calo(), step_size=step_size)
         t_full.append(time.perf_counter() - t0)
         del data
     hits, events = summary.hits_kept, summary.events_kept

@@ -15,19 +15,11 @@ from calo.errors import ConfigError, DataError
 from calo.io import HitDataset, Schema, read_data
 
 BARE = {
-    "layer": None,
-    "dx": None,
-    "dy": None,
-    "dz": None,
-    "truth_fractions": None,
+    "x": "hit_x",
+    "y": "hit_y",
+    "z": "hit_z",
+    "energy": "hit_energy",
     "truth_index": "hit_truth",
-    "noise": None,
-    "event_id": None,
-    "particle_energy": None,
-    "particle_pdg": None,
-    "particle_deposited": None,
-    "particle_x": None,
-    "particle_y": None,
 }
 
 
@@ -97,31 +89,35 @@ def test_corrupt_baskets(tmp_path: Path, rng) -> None:
 
 
 def test_missing_tree_lists_trees(calo_file: Path) -> None:
-    with pytest.raises(DataError, match=r"tree 'hits' not found; the file has trees \['events'\]"):
-        read_data(calo_file, Schema(tree="hits"))
+    with pytest.raises(DataError, match=r"tree 'hits' not found; the file has TTrees \['events'\] and RNTuples \[\]"):
+        read_data(calo_file, Schema.calo(tree="hits"))
 
 
-def test_rntuple_is_refused_with_advice(tmp_path: Path) -> None:
-    p = tmp_path / "rnt.root"
+def test_object_that_is_no_tree_is_refused_with_the_trees_listed(tmp_path: Path) -> None:
+    p = tmp_path / "hist.root"
     with uproot.recreate(p) as f:
-        f["events"] = {"hit": ak.zip({"x": ak.Array([[1.0]])})}
-    with pytest.raises(DataError, match="not a TTree"):
-        read_data(p)
+        f["h"] = np.histogram(np.arange(3.0), bins=2)
+        f["rnt"] = {"a": np.zeros(2)}
+        f.mktree("tt", {"b": "float32"})
+    with pytest.raises(DataError, match=r"is a TH1D, not a TTree or RNTuple") as err:
+        read_data(p, Schema.calo(tree="h"))
+    assert "TTrees ['tt']" in str(err.value) and "RNTuples ['rnt']" in str(err.value)
+    assert "--schema FILE.yaml (key tree:)" in str(err.value)
 
 
 def test_missing_branch_lists_branches(calo_file: Path) -> None:
     with pytest.raises(DataError, match="branch 'hit_t' not found") as err:
-        read_data(calo_file, Schema(time="hit_t"))
+        read_data(calo_file, Schema.calo(time="hit_t"))
     assert "'hit_energy'" in str(err.value) and err.value.where["branch"] == "hit_t"
     assert err.value.where["tree"] == "events"
 
 
 def test_missing_truth(tmp_path: Path, calo_file: Path) -> None:
     with pytest.raises(DataError, match="no truth branches"):
-        read_data(calo_file, Schema(truth_fractions="truth_*"))
+        read_data(calo_file, Schema.calo(truth_fractions="truth_*"))
     with pytest.raises(DataError, match=r"truth fraction branch\(es\) \['f9'\] not found"):
-        read_data(calo_file, Schema(truth_fractions=["hit_frac_0", "f9"]))
-    data, _ = read_data(calo_file, Schema(truth_fractions="truth_*"), require_truth=False)
+        read_data(calo_file, Schema.calo(truth_fractions=["hit_frac_0", "f9"]))
+    data, _ = read_data(calo_file, Schema.calo(truth_fractions="truth_*"), require_truth=False)
     assert data[0].y.shape[1] == 2  # K still from the particle branches, all zero
     assert float(sum(d.y.sum() for d in data)) == 0.0
 
