@@ -205,7 +205,7 @@ def _integral(
     bad = ~np.isfinite(a) | (a != np.round(a))
     if bad.any():
         i = _first_bad(bad, counts) if counts is not None else int(np.argmax(bad))
-        v = a[int(np.argmax(bad))]
+        v = a[int(np.argmax(bad))].item()
         raise DataError(
             f"branch {branch!r} given for {role} is a float branch with the value {v!r}, not a "
             f"whole number; {role} needs integers: fix the file or name the right branch in "

@@ -8,6 +8,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 import pytest
+import torch
 import uproot
 from iotrees import jag, make_events, write_calo_tree, write_tree
 
@@ -89,7 +90,10 @@ def test_corrupt_baskets(tmp_path: Path, rng) -> None:
 
 
 def test_missing_tree_lists_trees(calo_file: Path) -> None:
-    with pytest.raises(DataError, match=r"tree 'hits' not found; the file has TTrees \['events'\] and RNTuples \[\]"):
+    with pytest.raises(
+        DataError,
+        match=r"tree 'hits' not found; the file has TTrees \['events'\] and RNTuples \[\]",
+    ):
         read_data(calo_file, Schema.calo(tree="hits"))
 
 
@@ -284,3 +288,130 @@ def test_tree_without_entries(tmp_path: Path) -> None:
     data, s = read_data(p, Schema(**BARE))
     assert data == [] and s.events_read == 0 and s.files == [str(p)]
     assert str(s).startswith("read 0 events (0 hits) from 1 file")
+
+
+# -- branches that do not fit their role (checked from the types, before reading) -----------
+
+
+def _typed_file(path: Path, **extra: object) -> Path:
+    """hit_x/y/z/energy/truth (2 events) plus the ``extra`` branches."""
+    e = ak.Array([[1.0, 2.0], [3.0]])
+    base = {
+        "hit_x": e,
+        "hit_y": e,
+        "hit_z": e,
+        "hit_energy": e,
+        "hit_truth": ak.Array([[0, 0], [0]]),
+    }
+    return write_tree(path, {**base, **extra})
+
+
+def test_boolean_branch_for_energy(tmp_path: Path) -> None:
+    p = _typed_file(tmp_path / "b.root", hit_on=ak.Array([[True, False], [True]]))
+    with pytest.raises(
+        DataError, match=r"'hit_on' given for energy is boolean \(var \* bool\)"
+    ) as err:
+        read_data(p, Schema(**{**BARE, "energy": "hit_on"}))
+    assert err.value.where == {"file": str(p), "tree": "events", "branch": "hit_on"}
+    with pytest.raises(DataError, match="given for layer is boolean"):
+        read_data(p, Schema(**BARE, layer="hit_on"))
+    data, _ = read_data(p, Schema(**BARE, noise="hit_on"))  # a flag may be boolean
+    assert data[0].noise.tolist() == [True, False]
+
+
+def test_float_layer_and_index_must_be_whole(tmp_path: Path) -> None:
+    p = _typed_file(
+        tmp_path / "f.root",
+        hit_lf=ak.Array([[1.0, 2.0], [3.0]]),
+        hit_lbad=ak.Array([[1.0, 2.0], [3.5]]),
+        hit_tf=ak.Array([[0.0, -1.0], [0.0]]),
+        hit_tbad=ak.Array([[0.0, 0.2], [0.0]]),
+    )
+    data, _ = read_data(p, Schema(**{**BARE, "layer": "hit_lf", "truth_index": "hit_tf"}))
+    assert data[0].layer.dtype == torch.int64 and data[1].layer.tolist() == [3]
+    assert data[0].truth_index.tolist() == [0, -1] and data[0].y.tolist() == [[1.0], [0.0]]
+    with pytest.raises(DataError, match=r"value 3\.5, not a whole number") as err:
+        read_data(p, Schema(**BARE, layer="hit_lbad"))
+    assert err.value.where["entry"] == 1 and err.value.where["branch"] == "hit_lbad"
+    with pytest.raises(DataError, match=r"'hit_tbad' given for truth_index .* 0\.2") as err:
+        read_data(p, Schema(**{**BARE, "truth_index": "hit_tbad"}))
+    assert err.value.where["entry"] == 0
+
+
+def test_float_particle_index_does_not_make_121_showers(tmp_path: Path) -> None:
+    """A float branch (here energies) given as the particle index is refused, not one-hot
+    encoded into as many columns as its largest value."""
+    p = _typed_file(tmp_path / "pidf.root", hit_e2=ak.Array([[120.3, 2.0], [3.0]]))
+    with pytest.raises(DataError, match=r"value 120\.3.*not a whole number"):
+        read_data(p, Schema(**{**BARE, "truth_index": "hit_e2"}))
+
+
+@pytest.mark.parametrize(
+    ("values", "match", "entry"),
+    [
+        ([[0.5, 7.5], [1.0]], r"truth fraction 7\.5 is outside \[0, 1\]", 0),
+        ([[0.5, 0.5], [-0.2]], r"truth fraction -0\.2.* is outside \[0, 1\]", 1),
+    ],
+)
+def test_fractions_outside_0_1(tmp_path: Path, values: list, match: str, entry: int) -> None:
+    p = _typed_file(tmp_path / "fr.root", hit_f0=ak.Array(values))
+    with pytest.raises(DataError, match=match) as err:
+        read_data(p, Schema(**{**BARE, "truth_index": None, "truth_fractions": "hit_f*"}))
+    assert err.value.where["branch"] == "hit_f0" and err.value.where["entry"] == entry
+
+
+def test_fraction_sum_above_one_and_rounding_tolerated(tmp_path: Path) -> None:
+    f0 = ak.Array([[1.0, 0.5], [0.7]])
+    p = _typed_file(tmp_path / "s.root", hit_f0=f0, hit_f1=ak.Array([[0.0, 0.5], [0.6]]))
+    s = Schema(**{**BARE, "truth_index": None, "truth_fractions": "hit_f*"})
+    with pytest.raises(DataError, match=r"sum to 1\.3, more than 1") as err:
+        read_data(p, s)
+    assert err.value.where["entry"] == 1
+    q = _typed_file(
+        tmp_path / "ok.root",
+        hit_f0=ak.Array([[1.000001, 0.5], [0.4]]),
+        hit_f1=ak.Array([[-1e-7, 0.500004], [0.6]]),
+    )
+    data, _ = read_data(q, s)  # float rounding: clipped into [0, 1]
+    assert data[0].y[0].tolist() == [1.0, 0.0]
+
+
+def test_per_event_branch_for_a_per_hit_role(tmp_path: Path) -> None:
+    p = _typed_file(tmp_path / "ev.root", evt_energy=np.array([1.0, 2.0]))
+    with pytest.raises(
+        DataError, match=r"'evt_energy' given for energy is per-event \(float64"
+    ) as err:
+        read_data(p, Schema(**{**BARE, "energy": "evt_energy"}))
+    assert "name a per-hit (jagged) branch" in str(err.value)
+    assert "--schema FILE.yaml (key energy:)" in str(err.value)
+
+
+def test_jagged_branch_for_a_per_event_role(tmp_path: Path) -> None:
+    p = _typed_file(tmp_path / "w.root")
+    for role in ("weight", "event_id"):
+        with pytest.raises(DataError, match=rf"'hit_energy' given for {role} is jagged") as err:
+            read_data(p, Schema(**BARE, **{role: "hit_energy"}))
+        assert "name a per-event scalar branch" in str(err.value)
+        assert err.value.where["branch"] == "hit_energy"
+
+
+def test_string_branch_as_weight(tmp_path: Path) -> None:
+    p = _typed_file(tmp_path / "str.root", tag=ak.Array(["a", "bb"]))
+    with pytest.raises(
+        DataError, match=r"'tag' given for weight holds string \(string\), not numbers"
+    ):
+        read_data(p, Schema(**BARE, weight="tag"))
+    with pytest.raises(DataError, match="given for x holds"):
+        read_data(p, Schema(**{**BARE, "x": "tag"}))
+
+
+def test_particle_branches_in_mixed_forms(tmp_path: Path) -> None:
+    p = _typed_file(
+        tmp_path / "mix.root", gen_e0=np.array([1.0, 2.0]), p_pdg=ak.Array([[11], [22]])
+    )
+    with pytest.raises(DataError, match=r"particle roles \['pdg'\] are jagged .* \['energy'\]"):
+        read_data(p, Schema(**BARE, particle_energy="gen_e*", particle_pdg="p_pdg"))
+    with pytest.raises(DataError, match="particle_energy pattern 'true_e\\*' matches no branch"):
+        read_data(p, Schema(**BARE, particle_energy="true_e*"))
+    with pytest.raises(DataError, match="'p_pdg' given for energy is jagged"):
+        read_data(p, Schema(**BARE, particle_energy=["gen_e0", "p_pdg"]))

@@ -220,7 +220,9 @@ def test_fast_data_constructor_matches_public(calo_file: Path) -> None:
 
 
 def test_truth_index_used_when_fraction_glob_matches_nothing(calo_file: Path) -> None:
-    by_index, _ = read_data(calo_file, Schema.calo(truth_fractions="nothing_*", truth_index="hit_truth"))
+    by_index, _ = read_data(
+        calo_file, Schema.calo(truth_fractions="nothing_*", truth_index="hit_truth")
+    )
     by_frac, _ = read_data(calo_file, Schema.calo(truth_index="hit_truth"))  # both
     n_shared = 0
     for a, b in zip(by_index, by_frac, strict=True):
