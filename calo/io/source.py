@@ -254,6 +254,10 @@ class Source:
             self._types = types
         return self._types
 
+    def arrays(self, names: list[str], start: int, stop: int) -> ak.Array:
+        """Branches ``names`` of entries ``[start, stop)`` as one awkward array."""
+        return self.obj.arrays(filter_name=names, entry_start=start, entry_stop=stop)
+
     def iterate(
         self, names: list[str], step_size: int | str
     ) -> Iterator[tuple[ak.Array, int, int]]:

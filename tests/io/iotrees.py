@@ -224,8 +224,10 @@ def write_foreign_file(
     if fmt not in ("rntuple", "ttree"):
         raise ValueError(f"fmt must be 'rntuple' or 'ttree', got {fmt!r}")
     ev = foreign_events(n_events, seed)
+    types = {"x": np.float32, "y": np.float32, "z": np.float32, "energy": np.float32}
+    types.update({"layer": np.int32, "pid": np.int32})
     data: dict[str, Any] = {
-        f"rechit_{k}": ak.Array(ev[k]) for k in ("x", "y", "z", "energy", "layer", "pid")
+        f"rechit_{k}": ak.values_astype(ak.Array(ev[k]), t) for k, t in types.items()
     }
     data["event_number"] = np.arange(n_events, dtype=np.int64) + 100
     for k in ("gen_energy0", "gen_energy1", "gen_pdg0", "gen_pdg1"):
