@@ -368,7 +368,8 @@ class Schema:
                 raise ConfigError(f"invalid override {item!r}: {str(e).splitlines()[0]}") from None
         geo = data.get("geometry")
         if isinstance(geo, str) and not Path(geo).is_absolute():
-            data["geometry"] = str(path.parent / geo)
+            # absolute, so that the schema still finds it when saved elsewhere (a run folder)
+            data["geometry"] = str((path.parent / geo).resolve())
         try:
             return cls.from_dict(data)
         except ConfigError as e:

@@ -114,4 +114,4 @@ def test_relative_geometry_path_is_relative_to_the_yaml(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     p = tmp_path / "sub" / "s.yaml"
     p.write_text("x: a\ny: b\nz: c\nenergy: e\ngeometry: geo.csv\n")
-    assert Schema.from_yaml(p).geometry == str(tmp_path / "sub" / "geo.csv")
+    assert Schema.from_yaml(p).geometry == str((tmp_path / "sub" / "geo.csv").resolve())
