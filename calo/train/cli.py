@@ -1,12 +1,17 @@
 """Command-line tools ``calo-train`` and ``calo-evaluate``.
 
 ``calo-train [--config cfg.yaml] [--model gravnet|garnet|edgeconv] [--out runs/NAME] [--resume]
-[--devices N|auto] [--accelerator auto|cpu|gpu] [key.sub=value ...]`` trains a model (by
-default a GravNet on the built-in simulated two-shower sample) and writes a run folder (see
-:mod:`calo.train.run`).
+[--devices N|auto] [--accelerator auto|cpu|gpu] [--schema FILE.yaml] [key.sub=value ...]``
+trains a model (by default a GravNet on the built-in simulated two-shower sample) and writes a
+run folder (see :mod:`calo.train.run`).
 
-``calo-evaluate RUN_OR_CHECKPOINT [--data FILE ...] [--out DIR]`` evaluates a run next to the
-classical baseline and writes ``metrics.json`` and plots.
+``calo-evaluate RUN_OR_CHECKPOINT [--data FILE ...] [--schema FILE.yaml] [--out DIR]`` evaluates
+a run next to the classical baseline and writes ``metrics.json``, ``read_summary.json`` and
+plots.
+
+Both print the read summary (events read, kept, skipped by reason). ``--schema`` names the
+branch schema YAML (:class:`calo.io.Schema`) of files written by another tool; a run keeps the
+schema it was trained with as ``schema.yaml``, which ``calo-evaluate --data`` uses by default.
 
 Errors in the input (configuration, data, checkpoint) print one line and exit with code 2.
 
@@ -19,6 +24,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -56,6 +62,12 @@ def _train_parser() -> ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
     p.add_argument("--devices", help="number of devices or auto (trainer.devices)")
     p.add_argument("--accelerator", help="auto, cpu or gpu (trainer.accelerator)")
+    p.add_argument(
+        "--schema",
+        metavar="FILE.yaml",
+        help="branch schema of data.files (calo.io.Schema fields in YAML) for trees written by "
+        "another tool (data.schema; default calo's own layout); kept as RUN/schema.yaml",
+    )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("overrides", nargs="*", help="configuration overrides key.sub=value")
     return p
@@ -86,6 +98,8 @@ def train_main(argv: list[str] | None = None) -> int:
         overrides.append(f"trainer.devices={args.devices}")
     if args.accelerator:
         overrides.append(f"trainer.accelerator={args.accelerator}")
+    if args.schema is not None:
+        overrides.append(f"data.schema={json.dumps(args.schema)}")
     if args.resume and args.out is None:
         raise ConfigError("--resume needs --out RUN_FOLDER (the run to continue)")
     cfg = resolve_config(args.config, overrides, args.out if args.resume else None)
@@ -101,6 +115,12 @@ def _evaluate_parser() -> ArgumentParser:
     )
     p.add_argument("run", help="run folder or checkpoint file")
     p.add_argument("--data", nargs="+", help="ROOT files (default: the run's validation events)")
+    p.add_argument(
+        "--schema",
+        metavar="FILE.yaml",
+        help="branch schema of the --data files (calo.io.Schema fields in YAML; default the "
+        "run's schema.yaml, the one it was trained with)",
+    )
     p.add_argument("--out", type=Path, help="output folder (default RUN/evaluation)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument(
@@ -125,7 +145,12 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     from calo.train.run import evaluate_run
 
     evaluate_run(
-        args.run, args.data, args.out, plots=not args.no_plots, calibrate=not args.no_calibration
+        args.run,
+        args.data,
+        args.out,
+        plots=not args.no_plots,
+        calibrate=not args.no_calibration,
+        schema=args.schema,
     )
     return 0
 

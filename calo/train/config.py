@@ -45,6 +45,11 @@ class DataConfig:
     files:
         ROOT files or glob patterns. Empty: the built-in data, ``n_events`` two-shower events
         generated with :mod:`calo.sim` (seed ``sim_seed``) into ``cache_dir`` once.
+    schema:
+        Path of a branch-schema YAML file (:meth:`calo.io.Schema.from_yaml`: the tree's name
+        and which branch holds each of calo's roles) for files written by another tool;
+        ``""``: calo's own layout (what ``calo-simulate`` writes). The schema used is written
+        into the run folder as ``schema.yaml``.
     n_events:
         Number of built-in events (ignored with ``files``).
     sim_seed:
@@ -69,6 +74,7 @@ class DataConfig:
     """
 
     files: list[str] = field(default_factory=list)
+    schema: str = ""
     n_events: int = 3000
     sim_seed: int = 20190227
     cache_dir: str = ""

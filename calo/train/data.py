@@ -29,20 +29,70 @@ from torch.utils.data import Sampler
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
-from calo.errors import DataError
+from calo.errors import ConfigError, DataError
 from calo.fpga.data import E_PI_OVERRIDES
+from calo.io.schema import Schema
 from calo.train.config import DataConfig
 from calo.train.resume import ResumableGraphLoader
 
 __all__ = [
     "BUILTIN_SAMPLES",
+    "SCHEMA_FILE",
     "CaloDataModule",
     "EpochShuffleSampler",
     "builtin_data_file",
     "check_truth",
     "default_cache_dir",
+    "load_schema",
     "split_indices",
 ]
+
+#: the branch schema a run was trained with, in its run folder (``calo-evaluate --data`` and
+#: ``calo-predict`` read new files with it by default)
+SCHEMA_FILE = "schema.yaml"
+
+
+def _calo_layout() -> Schema:
+    """calo's own layout: ``Schema.calo()`` where calo.io has that preset, else ``Schema()``."""
+    preset = getattr(Schema, "calo", None)
+    return preset() if callable(preset) else Schema()
+
+
+def load_schema(path: str | Path = "") -> Schema:
+    """The branch schema of ``data.schema``: the YAML file at ``path``, or calo's own layout
+    for ``""``.
+
+    A missing file, invalid YAML, an unknown key or a bad value raise one
+    :class:`~calo.errors.ConfigError` line naming the file.
+
+    Examples
+    --------
+    >>> load_schema("").x
+    'hit_x'
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "s.yaml"
+    >>> _ = p.write_text("tree: hits\\nx: rechit_x\\n")
+    >>> load_schema(p).tree, load_schema(p).x
+    ('hits', 'rechit_x')
+    >>> load_schema("/no/such/schema.yaml")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    calo.errors.ConfigError: branch schema file does not exist; ... [file /no/such/schema.yaml]
+    """
+    if not str(path):
+        return _calo_layout()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            "branch schema file does not exist; give the YAML file of calo.io.Schema fields "
+            "(--schema FILE.yaml or data.schema=FILE.yaml), or no schema for calo's own layout",
+            file=path,
+        )
+    try:
+        return Schema.from_yaml(path)
+    except ConfigError as e:
+        message = " ".join(e.message.split()).replace(f"configuration file {path} ", "file ")
+        raise ConfigError(f"invalid branch schema: {message}", file=path, **e.where) from None
 
 
 def default_cache_dir() -> Path:
@@ -192,19 +242,35 @@ class CaloDataModule(L.LightningDataModule):
         A :class:`calo.io.Normalization` dict to apply (``None``: fit on the training events).
     seed:
         Seed of the per-epoch shuffling (:class:`EpochShuffleSampler`).
+    schema:
+        The branch schema of the files; ``None`` loads ``config.schema`` (:func:`load_schema`).
+
+    Attributes
+    ----------
+    schema:
+        The :class:`calo.io.Schema` every read uses.
+    read_summary:
+        The :class:`calo.io.ReadSummary` of the read (after :meth:`setup`).
 
     Examples
     --------
     >>> CaloDataModule(DataConfig()).normalization is None
     True
+    >>> CaloDataModule(DataConfig()).schema.tree
+    'events'
     """
 
     def __init__(
-        self, config: DataConfig, normalization: Mapping[str, Any] | None = None, seed: int = 0
+        self,
+        config: DataConfig,
+        normalization: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        schema: Schema | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.seed = seed
+        self.schema = schema if schema is not None else load_schema(config.schema)
         self.normalization = dict(normalization) if normalization is not None else None
         self.train_set: Any = None
         self.val_set: Any = None
@@ -237,7 +303,7 @@ class CaloDataModule(L.LightningDataModule):
         kw: dict[str, Any] = {}
         if self.config.max_events:
             kw["max_events"] = self.config.max_events
-        raw = HitDataset(files, normalization=None, **kw)
+        raw = HitDataset(files, schema=self.schema, normalization=None, **kw)
         self.read_summary = raw.summary
         check_truth(raw.data, ", ".join(files))
         if len(raw) < 2:

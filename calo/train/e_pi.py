@@ -47,8 +47,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from calo.errors import DataError
 from calo.fpga.data import FPGAFeatures, FPGASample, load_e_pi
 from calo.fpga.qat import QGarNetModel, QGarNetStack
+from calo.io.schema import Schema
 from calo.train.config import DataConfig, EPiConfig
-from calo.train.data import EpochShuffleSampler, builtin_data_file, split_indices
+from calo.train.data import EpochShuffleSampler, builtin_data_file, load_schema, split_indices
 from calo.train.metrics import binned_stats, spread_stats
 from calo.train.module import CaloModule
 from calo.train.resume import ResumableDataLoader
@@ -60,6 +61,7 @@ __all__ = [
     "e_pi_features",
     "evaluate_e_pi",
     "format_e_pi",
+    "read_e_pi",
 ]
 
 #: bins of the true particle energy (GeV) for the response of the e/pi task
@@ -105,6 +107,44 @@ def _dataset(sample: FPGASample) -> TensorDataset:
     return TensorDataset(sample.X, sample.n, sample.is_electron, sample.energy)
 
 
+def read_e_pi(
+    files: Sequence[str], e_pi: EPiConfig, schema: Schema | None = None, max_events: int = 0
+) -> FPGASample:
+    """Read single-particle events with the branch ``schema`` and pack them for the FPGA model.
+
+    :func:`calo.io.read_data` reads the hits' x, y, z and energy and the particle truth with
+    ``schema`` (``None``: calo's own layout); :func:`calo.fpga.data.load_e_pi` packs them into
+    V_max = ``e_pi.fixed.n_vertices`` hits. The sample's ``read_summary`` says what the read
+    skipped.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from calo.fpga.data import simulate_e_pi
+    >>> path = simulate_e_pi(tempfile.mkdtemp() + "/e_pi.root", n_events=4, seed=1)["path"]
+    >>> s = read_e_pi([path], EPiConfig(), max_events=3)
+    >>> len(s), s.read_summary.events_kept
+    (3, 3)
+    """
+    from dataclasses import replace
+
+    from calo.io import FeatureSpec, read_data
+
+    data, summary = read_data(
+        list(files),
+        schema if schema is not None else load_schema(""),
+        max_events=max_events or None,
+        features=FeatureSpec(("x", "y", "z", "energy")),
+    )
+    if not data:
+        raise DataError(
+            f"no events to train or evaluate on; {summary}".replace("\n", ";"),
+            file=", ".join(files),
+        )
+    sample = load_e_pi(data, v_max=e_pi.fixed.n_vertices, features=e_pi_features(e_pi))
+    return replace(sample, read_summary=summary)
+
+
 class EPiDataModule(L.LightningDataModule):
     """Single-particle events in the paper's padded input, split into training and validation.
 
@@ -117,19 +157,25 @@ class EPiDataModule(L.LightningDataModule):
         V_max (``e_pi.fixed.n_vertices``) and the feature scales.
     seed:
         Seed of the per-epoch shuffling.
+    schema:
+        The branch schema of the files; ``None`` loads ``config.schema``
+        (:func:`calo.train.data.load_schema`).
 
     Examples
     --------
     >>> dm = EPiDataModule(DataConfig(files=["data/sample_e_pi.root"]), EPiConfig())
-    >>> dm.files()
-    ['data/sample_e_pi.root']
+    >>> dm.files(), dm.schema.tree
+    (['data/sample_e_pi.root'], 'events')
     """
 
-    def __init__(self, config: DataConfig, e_pi: EPiConfig, seed: int = 0) -> None:
+    def __init__(
+        self, config: DataConfig, e_pi: EPiConfig, seed: int = 0, schema: Schema | None = None
+    ) -> None:
         super().__init__()
         self.config = config
         self.e_pi = e_pi
         self.seed = seed
+        self.schema = schema if schema is not None else load_schema(config.schema)
         self.train_sample: FPGASample | None = None
         self.val_sample: FPGASample | None = None
         self.read_summary: Any = None
@@ -150,12 +196,7 @@ class EPiDataModule(L.LightningDataModule):
         if self.train_sample is not None:
             return
         files = self.files()
-        sample = load_e_pi(
-            files,
-            v_max=self.e_pi.fixed.n_vertices,
-            max_events=self.config.max_events or None,
-            features=e_pi_features(self.e_pi),
-        )
+        sample = read_e_pi(files, self.e_pi, self.schema, self.config.max_events)
         self.read_summary = sample.read_summary
         if len(sample) < 2:
             raise DataError(

@@ -5,6 +5,9 @@ fits, then evaluates the best checkpoint next to the classical baseline on the v
 events and writes the run folder::
 
     OUT/config.yaml            resolved configuration
+    OUT/schema.yaml            the branch schema the data was read with (data.schema, or calo's
+                               own layout); calo-evaluate --data and calo-predict default to it
+    OUT/read_summary.json      what the read of the data kept and skipped (and why)
     OUT/checkpoints/last.ckpt  latest state (for --resume): written after every epoch and every
                                trainer.checkpoint_minutes inside one; best.ckpt lowest
                                validation loss
@@ -13,7 +16,8 @@ events and writes the run folder::
     OUT/metrics.json           model, refined, calibrated and baseline metrics, history, timing
     OUT/plots/*.png            loss curves, response vs energy, event displays
 
-:func:`evaluate_run` re-evaluates a run folder or checkpoint, optionally on other files.
+:func:`evaluate_run` re-evaluates a run folder or checkpoint, optionally on other files, and
+writes ``metrics.json``, ``read_summary.json`` and plots into the evaluation folder.
 
 Examples
 --------
@@ -39,6 +43,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from calo.config import apply_overrides, load_yaml, save_yaml, to_dict
 from calo.errors import CheckpointError, ConfigError, DataError
+from calo.io.schema import Schema
 from calo.reco.calibration import (
     ShareCalibration,
     fit_share_calibration,
@@ -46,7 +51,7 @@ from calo.reco.calibration import (
 )
 from calo.train.checkpoint import AtomicCheckpointIO, read_checkpoint, resolve_checkpoint
 from calo.train.config import DataConfig, TrainConfig
-from calo.train.data import CaloDataModule
+from calo.train.data import SCHEMA_FILE, CaloDataModule, load_schema
 from calo.train.evaluate import evaluate, format_comparison, load_model
 from calo.train.module import CaloModule, FractionModule
 from calo.train.resume import LatestCheckpoint, ResumableCSVLogger
@@ -55,12 +60,17 @@ from calo.train.resume import LatestCheckpoint, ResumableCSVLogger
 CALIBRATION_FILE = "share_calibration.json"
 #: the methods compared with the baseline: the network, and after its post-processing
 COMPARED_METHODS = ("model", "refined", "calibrated")
+#: what the read of the data kept and skipped, beside the results (:func:`report_read`)
+READ_SUMMARY_FILE = "read_summary.json"
 
 __all__ = [
     "CALIBRATION_FILE",
+    "READ_SUMMARY_FILE",
     "compare",
     "evaluate_run",
+    "evaluation_schema",
     "read_run_config",
+    "report_read",
     "resolve_config",
     "train",
     "write_metrics",
@@ -258,20 +268,57 @@ def write_metrics(out: Path, metrics: dict[str, Any]) -> Path:
     return path
 
 
+def report_read(out: Path, summary: Any, command: str) -> dict[str, Any]:
+    """Print the read summary, write it as ``out/read_summary.json`` and return the counts for
+    the data section of ``metrics.json``.
+
+    ``summary`` is a :class:`calo.io.ReadSummary`: events read, kept and skipped by reason
+    (with up to five ``(file, entry)`` examples each), so that no skipped event goes unreported.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from calo.io import ReadSummary
+    >>> s = ReadSummary(files=["a.root"], events_read=3, events_kept=2, hits_read=9, hits_kept=7)
+    >>> s.add_skip("empty", "a.root", 1)
+    >>> out = Path(tempfile.mkdtemp())
+    >>> counts = report_read(out, s, "calo-demo")
+    calo-demo: read 3 events (9 hits) from 1 file: kept 2 events (7 hits), skipped 1
+      skipped 1 (no hits), e.g. a.root entry 1
+    >>> counts["events_skipped"], counts["skipped"]
+    (1, {'empty': 1})
+    >>> json.loads((out / READ_SUMMARY_FILE).read_text())["examples"]
+    {'empty': [['a.root', 1]]}
+    """
+    print(f"{command}: {summary}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / READ_SUMMARY_FILE).write_text(json.dumps(summary.to_dict(), indent=2))
+    return {
+        "events_read": int(summary.events_read),
+        "events_kept": int(summary.events_kept),
+        "events_skipped": int(summary.n_skipped),
+        "skipped": dict(summary.skipped),
+        "read_summary": str(summary),
+    }
+
+
 def _setup_task(
-    config: TrainConfig, normalization: dict[str, Any] | None, seed: int
+    config: TrainConfig,
+    normalization: dict[str, Any] | None,
+    seed: int,
+    schema: Schema | None = None,
 ) -> tuple[L.LightningDataModule, CaloModule, list[Any]]:
     """The data module (set up), the LightningModule and the extra callbacks of the task."""
     if config.task == "e_pi":
         from calo.train.e_pi import EPiDataModule, EPiModule
         from calo.train.qat import QuantizationAwareTraining
 
-        edm = EPiDataModule(config.data, config.e_pi, seed=seed)
+        edm = EPiDataModule(config.data, config.e_pi, seed=seed, schema=schema)
         edm.prepare_data()
         edm.setup("fit")
         qat = QuantizationAwareTraining(config.e_pi.qat_epochs, config.trainer.max_epochs)
         return edm, EPiModule(to_dict(config)), [qat]
-    dm = CaloDataModule(config.data, normalization, seed=seed)
+    dm = CaloDataModule(config.data, normalization, seed=seed, schema=schema)
     dm.prepare_data()
     dm.setup("fit")
     config.model.in_features = int(dm.n_features)
@@ -293,7 +340,8 @@ def train(
     resume:
         Continue from ``OUT/checkpoints/last.ckpt``, the latest state (written at the end of
         every epoch and every ``trainer.checkpoint_minutes`` inside one): weights, optimiser,
-        epoch and position in it, history and the rows of ``logs/metrics.csv`` restored.
+        epoch and position in it, history and the rows of ``logs/metrics.csv`` restored. The
+        data is read again with the run's ``schema.yaml``.
     plots:
         Draw the PNG figures.
 
@@ -327,10 +375,12 @@ def train(
         )
     t = config.trainer
     _check_accelerator(t)
+    saved_schema = out / SCHEMA_FILE
+    schema = load_schema(saved_schema if resume and saved_schema.is_file() else config.data.schema)
     if t.threads:
         torch.set_num_threads(t.threads)
     L.seed_everything(t.seed, workers=True, verbose=False)
-    dm, module, task_callbacks = _setup_task(config, normalization, t.seed)
+    dm, module, task_callbacks = _setup_task(config, normalization, t.seed, schema)
     callbacks: list[Any] = [
         ModelCheckpoint(
             dirpath=ckpt_dir,
@@ -366,8 +416,11 @@ def train(
         num_sanity_val_steps=0,
         deterministic=False,
     )
+    read_counts: dict[str, Any] = {}
     if trainer.is_global_zero:
         save_yaml(config, out / "config.yaml")
+        save_yaml(schema, out / SCHEMA_FILE)
+        read_counts = report_read(out, dm.read_summary, "calo-train")
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None, weights_only=True)
     seconds = time.perf_counter() - start
@@ -387,7 +440,7 @@ def train(
     if config.task == "e_pi":
         qat = task_callbacks[0]
         extra["qat_start_epoch"] = qat.qat_start
-        extra["data"] = _e_pi_data_info(dm)
+        extra["data"] = {**_e_pi_data_info(dm), **read_counts}
         return _finish_e_pi(model, dm.val_sample, config, out, history, extra, plots, wall_start)
     calibration, calib_info = _fit_calibration(model, dm.train_set.data, config, out, device)
     result = evaluate(
@@ -404,9 +457,10 @@ def train(
     extra["calibration"] = calib_info
     extra["data"] = {
         "files": dm.files(),
+        "schema": str(out / SCHEMA_FILE),
         "n_train": len(dm.train_set),
         "n_val": len(dm.val_set),
-        "read_summary": str(dm.read_summary),
+        **read_counts,
     }
     metrics = write_results(out, result, history, extra, plots=plots)
     print(f"\ncalo-train: {config.model.name} on {len(dm.val_set)} validation events")
@@ -446,7 +500,6 @@ def _e_pi_data_info(dm: Any) -> dict[str, Any]:
         "files": dm.files(),
         "n_train": len(dm.train_sample),
         "n_val": len(dm.val_sample),
-        "read_summary": str(dm.read_summary),
         "truncation": str(dm.train_sample.truncation),
     }
 
@@ -532,6 +585,7 @@ def evaluate_run(
     out: str | Path | None = None,
     plots: bool = True,
     calibrate: bool = True,
+    schema: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run folder or checkpoint against the baseline and write metrics and plots.
 
@@ -539,7 +593,10 @@ def evaluate_run(
     split); with ``files`` all their events, normalised with the checkpoint's normalisation.
     ``out`` defaults to ``<run>/evaluation``. With ``calibrate`` and a
     ``share_calibration.json`` in the run folder, the refined and the calibrated model are
-    evaluated too.
+    evaluated too. The read summary is printed and written as ``out/read_summary.json``.
+
+    The branch schema (:func:`evaluation_schema`): ``schema`` (a YAML file, only with
+    ``files``), else the run folder's ``schema.yaml``, else the checkpoint's ``data.schema``.
 
     Examples
     --------
@@ -554,11 +611,14 @@ def evaluate_run(
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
     _check_run_config(run_dir / "config.yaml", cfg)
     out = Path(out) if out is not None else run_dir / "evaluation"
+    used, schema_source = evaluation_schema(run_dir, cfg, files, schema)
     if cfg.task == "e_pi":
-        return _evaluate_e_pi_run(model, cfg, ckpt, history, files, out, plots)
+        return _evaluate_e_pi_run(model, cfg, ckpt, history, files, out, plots, used,
+                                  schema_source)  # fmt: skip
     if files:
-        dm = CaloDataModule(DataConfig(files=list(files)), normalization)
-        ds = HitDataset(dm.files(), normalization=normalization)
+        dm = CaloDataModule(DataConfig(files=list(files)), normalization, schema=used)
+        ds = HitDataset(dm.files(), schema=used, normalization=normalization)
+        summary = ds.summary
         from calo.train.data import check_truth
 
         check_truth(ds.data, ", ".join(files))
@@ -569,9 +629,11 @@ def evaluate_run(
                 f"{cfg.model.n_showers}"
             )
     else:
-        dm = CaloDataModule(cfg.data, normalization)
+        dm = CaloDataModule(cfg.data, normalization, schema=used)
         dm.setup()
         events = dm.val_set.data
+        summary = dm.read_summary
+    read_counts = report_read(out, summary, "calo-evaluate")
     cal_file = run_dir / CALIBRATION_FILE
     calibration = ShareCalibration.load(cal_file) if calibrate and cal_file.is_file() else None
     result = evaluate(
@@ -592,7 +654,7 @@ def evaluate_run(
             "task": cfg.task,
             "checkpoint": str(ckpt),
             "calibration": str(cal_file) if calibration is not None else None,
-            "data": {"files": files or dm.files()},
+            "data": {"files": files or dm.files(), "schema": schema_source, **read_counts},
         },
         plots=plots,
     )
@@ -600,6 +662,41 @@ def evaluate_run(
     _print_verdict(metrics)
     print(f"written to {out}")
     return metrics
+
+
+def evaluation_schema(
+    run_dir: Path, cfg: TrainConfig, files: list[str] | None, schema: str | Path | None = None
+) -> tuple[Schema, str]:
+    """The branch schema calo-evaluate reads with, and where it comes from.
+
+    ``schema`` (``--schema``) applies to other ``files`` only: the run's validation events are
+    always read as the run read them. Otherwise the run folder's ``schema.yaml`` (the schema
+    the run was trained with), else the checkpoint's ``data.schema`` (a run written before
+    ``schema.yaml`` existed), else calo's own layout.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> evaluation_schema(Path(tempfile.mkdtemp()), TrainConfig(), None)[1]
+    "calo's own layout"
+    >>> evaluation_schema(Path("."), TrainConfig(), None, "s.yaml")
+    Traceback (most recent call last):
+    ...
+    calo.errors.ConfigError: --schema applies to --data files; without --data the run's validation events are read with the run's own schema (RUN/schema.yaml)
+    """
+    if schema is not None and str(schema):
+        if not files:
+            raise ConfigError(
+                "--schema applies to --data files; without --data the run's validation events "
+                "are read with the run's own schema (RUN/schema.yaml)"
+            )
+        return load_schema(schema), str(schema)
+    saved = Path(run_dir) / SCHEMA_FILE
+    if saved.is_file():
+        return load_schema(saved), str(saved)
+    if cfg.data.schema:
+        return load_schema(cfg.data.schema), cfg.data.schema
+    return load_schema(""), "calo's own layout"
 
 
 def _check_run_config(path: Path, cfg: TrainConfig) -> None:
@@ -642,25 +739,24 @@ def _evaluate_e_pi_run(
     files: list[str] | None,
     out: Path,
     plots: bool,
+    schema: Schema,
+    schema_source: str,
 ) -> dict[str, Any]:
     """calo-evaluate of an e/pi run: its validation events, or all events of ``files``."""
-    from calo.fpga.data import load_e_pi
-    from calo.train.e_pi import EPiDataModule, e_pi_features
+    from calo.train.e_pi import EPiDataModule, read_e_pi
 
     if files:
-        sample = load_e_pi(
-            list(files), v_max=cfg.e_pi.fixed.n_vertices, features=e_pi_features(cfg.e_pi)
-        )
-        data = {
-            "files": list(files),
-            "n_events": len(sample),
-            "read_summary": str(sample.read_summary),
-        }
+        sample = read_e_pi(list(files), cfg.e_pi, schema)
+        summary = sample.read_summary
+        data: dict[str, Any] = {"files": list(files), "n_events": len(sample)}
     else:
-        dm = EPiDataModule(cfg.data, cfg.e_pi)
+        dm = EPiDataModule(cfg.data, cfg.e_pi, schema=schema)
         dm.setup()
         sample = dm.val_sample
-        data = {"files": dm.files(), "n_val": len(sample), "read_summary": str(dm.read_summary)}
+        summary = dm.read_summary
+        data = {"files": dm.files(), "n_val": len(sample)}
+    data["schema"] = schema_source
+    data.update(report_read(out, summary, "calo-evaluate"))
     data["truncation"] = str(sample.truncation)
     extra = {"model": cfg.model_name, "task": cfg.task, "checkpoint": str(ckpt), "data": data}
     return _finish_e_pi(model, sample, cfg, out, history, extra, plots)

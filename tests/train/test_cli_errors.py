@@ -9,31 +9,14 @@ import pytest
 import torch
 from trainhelp import TINY_GRAVNET, one_line_error
 
-from calo.config import apply_overrides, save_yaml, to_dict
+from calo.config import apply_overrides, save_yaml
 from calo.fpga.cli import export_main
 from calo.sim.cli import main as simulate_main
 from calo.train.cli import evaluate_main, train_main
-from calo.train.config import TrainConfig
-from calo.train.module import FractionModule
 
 TINY = [
     *TINY_GRAVNET,
 ]
-
-
-@pytest.fixture
-def run_folder(tmp_path: Path) -> Path:
-    """A run folder with config.yaml and an (untrained) calo checkpoint, as calo-train writes."""
-    cfg = apply_overrides(TrainConfig(), TINY)
-    cfg.model.in_features, cfg.model.n_showers = 7, 2
-    module = FractionModule(to_dict(cfg), {"mean": [0.0] * 7, "std": [1.0] * 7})
-    ckpt: dict = {"state_dict": module.state_dict(), "global_step": 0}
-    module.on_save_checkpoint(ckpt)
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    torch.save(ckpt, run / "checkpoints" / "last.ckpt")
-    save_yaml(cfg, run / "config.yaml")
-    return run
 
 
 def test_options_anywhere_among_the_overrides(capsys: pytest.CaptureFixture[str]) -> None:
