@@ -70,7 +70,8 @@ class ReadPolicy:
     n_particles:
         Number of truth columns ``K``; ``None`` uses the largest in the data.
     step_size:
-        Chunk size for :meth:`uproot.TTree.iterate` (entries as int, or bytes as ``"100 MB"``).
+        Chunk size for uproot's ``iterate`` of a TTree or RNTuple (entries as int, or bytes as
+        ``"100 MB"``).
 
     Examples
     --------

@@ -145,10 +145,18 @@ def _check(
         plan_fi.add(b)
 
 
-def _missing(b: str, available: list[str], key: str, where: dict[str, Any]) -> DataError:
+def _missing(b: str, types: dict[str, BranchInfo], key: str, where: dict[str, Any]) -> DataError:
+    records = sorted(n for n, i in types.items() if i.kind == "record")
+    hint = ""
+    if records:
+        hint = (
+            f" The fields {records} are records (structures); calo reads flat branches: write "
+            "their members as separate branches (e.g. f['events'] = {'hit_x': ..., 'hit_y': "
+            "...}, or mktree/extend with ak.zip, which uproot flattens to hit_x, hit_y)."
+        )
     return DataError(
-        f"branch {b!r} not found; the tree has branches {sorted(available)}. Set {how_to_set(key)} "
-        "to the right name, or leave the key out if the file has no such branch",
+        f"branch {b!r} not found; the tree has branches {sorted(types)}. Set {how_to_set(key)} "
+        f"to the right name, or leave the key out if the file has no such branch.{hint}",
         **where,
         branch=b,
     )
@@ -221,7 +229,7 @@ def make_plan(
     hit = schema.hit_branches()
     for role, b in hit.items():
         if b not in types:
-            raise _missing(b, available, role, where)
+            raise _missing(b, types, role, where)
         value: Value = (
             "float" if role in HIT_FLOAT_ROLES else "int" if role in HIT_INT_ROLES else "flag"
         )
@@ -234,7 +242,7 @@ def make_plan(
     event = schema.event_branches()
     for role, b in event.items():
         if b not in types:
-            raise _missing(b, available, role, where)
+            raise _missing(b, types, role, where)
         _check(types[b], role, "event", "int" if role == "event_id" else "float", where, fi)
 
     particle: dict[str, list[str]] = {}
@@ -251,7 +259,7 @@ def make_plan(
             )
         for b in names:
             if b not in types:
-                raise _missing(b, available, key, where)
+                raise _missing(b, types, key, where)
         single = isinstance(spec, str) and not is_pattern(spec)
         if single and types[names[0]].kind == "jagged":
             _check(types[names[0]], role, "particle", value, where, fi)

@@ -109,6 +109,14 @@ def test_object_that_is_no_tree_is_refused_with_the_trees_listed(tmp_path: Path)
     assert "--schema FILE.yaml (key tree:)" in str(err.value)
 
 
+def test_rntuple_of_records_gets_advice(tmp_path: Path) -> None:
+    p = tmp_path / "rnt.root"
+    with uproot.recreate(p) as f:
+        f["events"] = {"hit": ak.zip({"x": ak.Array([[1.0]])})}
+    with pytest.raises(DataError, match=r"branch 'hit_x' not found.*\['hit'\] are records"):
+        read_data(p)
+
+
 def test_missing_branch_lists_branches(calo_file: Path) -> None:
     with pytest.raises(DataError, match="branch 'hit_t' not found") as err:
         read_data(calo_file, Schema.calo(time="hit_t"))
