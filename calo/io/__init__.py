@@ -12,6 +12,7 @@ Examples
 
 from calo.io.dataset import HitDataset
 from calo.io.features import AVAILABLE_FEATURES, DEFAULT_FEATURES, FeatureSpec, Normalization
+from calo.io.inspect import inspect_file
 from calo.io.padded import TruncationReport, to_padded
 from calo.io.reader import (
     ChunkInfo,
@@ -48,6 +49,7 @@ __all__ = [
     "chunk_to_data",
     "expand_paths",
     "file_format",
+    "inspect_file",
     "iter_data",
     "iterate_events",
     "pad_particles",
