@@ -183,3 +183,19 @@ def test_single_scalar_particle_branch_is_one_particle(tmp_path: Path) -> None:
     s = Schema(x="hx", y="hy", z="hz", energy="he", truth_index="pid", particle_energy="true_e")
     data, _ = read_data(p, s)
     assert [d.particle_energy.tolist() for d in data] == [[[10.0]], [[20.0]]]
+
+
+def test_chunks_converted_one_by_one_as_calo_predict_does(foreign: dict[str, Path]) -> None:
+    """iterate_events yields the stored values; chunk_to_data converts units and sizes."""
+    from calo.io import chunk_to_data, iterate_events
+
+    whole, _ = read_data(foreign["rntuple"], foreign_schema())
+    got = []
+    for arr, info in iterate_events(foreign["rntuple"], foreign_schema(), step_size=5, report=True):
+        assert float(ak.max(arr["rechit_energy"])) > 10  # MeV as stored
+        status = np.full(len(arr), 99)
+        got += chunk_to_data(arr, info, foreign_schema(), status=status)
+        assert (status == 0).all()
+    assert len(got) == len(whole)
+    for a, b in zip(whole, got, strict=True):
+        assert torch.equal(a.x, b.x) and torch.equal(a.particle_energy, b.particle_energy)
