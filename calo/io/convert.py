@@ -197,10 +197,11 @@ def _chunk_plan(arr: ak.Array, info: ChunkInfo, schema: Schema, plan: Plan | Non
 
 
 def _integral(
-    a: np.ndarray, branch: str, role: str, counts: np.ndarray | None, info: ChunkInfo
+    a: np.ndarray, branch: str, key: str, counts: np.ndarray | None, info: ChunkInfo
 ) -> np.ndarray:
-    """``a`` as int64; a float ``a`` must hold whole numbers (DataError at the first that is
-    not: per hit if ``counts`` is given, else per event)."""
+    """``a`` (the values of schema key ``key``) as int64; a float ``a`` must hold whole numbers
+    (DataError at the first that is not: ``a`` per hit if ``counts`` is given, else per
+    event)."""
     if a.dtype.kind != "f":
         return a.astype(np.int64, copy=False)
     bad = ~np.isfinite(a) | (a != np.round(a))
@@ -208,9 +209,9 @@ def _integral(
         i = _first_bad(bad, counts) if counts is not None else int(np.argmax(bad))
         v = a[int(np.argmax(bad))].item()
         raise DataError(
-            f"branch {branch!r} given for {role} is a float branch with the value {v!r}, not a "
-            f"whole number; {role} needs integers: fix the file or name the right branch in "
-            f"{how_to_set(role if role in ('layer', 'truth_index', 'cell_id', 'event_id', 'noise') else 'particle_' + role)}",
+            f"branch {branch!r} given for {key} is a float branch with the value {v!r}, not a "
+            f"whole number; {key} needs integers: fix the file or name the right branch in "
+            f"{how_to_set(key)}",
             file=info.file,
             tree=info.tree,
             branch=branch,
@@ -639,9 +640,9 @@ def _particle_matrix(
         for b in names:
             if b in plan.float_int:
                 if plan.particle_jagged:
-                    _integral(_flat(arr[b], None), b, role, _counts(arr[b]), info)
+                    _integral(_flat(arr[b], None), b, f"particle_{role}", _counts(arr[b]), info)
                 else:
-                    _integral(np.asarray(arr[b]), b, role, None, info)
+                    _integral(np.asarray(arr[b]), b, f"particle_{role}", None, info)
         return m.astype(np.int64)
     return m.astype(dtype)
 

@@ -423,3 +423,18 @@ def test_particle_branches_in_mixed_forms(tmp_path: Path) -> None:
         read_data(p, Schema(**BARE, particle_energy="true_e*"))
     with pytest.raises(DataError, match="'p_pdg' given for energy is jagged"):
         read_data(p, Schema(**BARE, particle_energy=["gen_e0", "p_pdg"]))
+
+
+def test_float_event_id_and_pdg(tmp_path: Path) -> None:
+    p = _typed_file(
+        tmp_path / "ids.root",
+        evt=np.array([7.0, 8.0]),
+        gen_pdg0=np.array([11.0, 22.0]),
+        gen_pdg1=np.array([211.0, 22.5]),
+    )
+    data, _ = read_data(p, Schema(**BARE, event_id="evt", particle_pdg="gen_pdg0"))
+    assert [d.event_id.tolist() for d in data] == [[7], [8]]
+    assert data[1].particle_pdg.tolist() == [[22]]
+    with pytest.raises(DataError, match=r"given for particle_pdg .* 22\.5") as err:
+        read_data(p, Schema(**BARE, particle_pdg="gen_pdg*"))
+    assert err.value.where["entry"] == 1 and err.value.where["branch"] == "gen_pdg1"
