@@ -2,7 +2,7 @@
 
 Writes two files in the calo-simulate format, one with the toy simulation (calo.sim's
 ``write_root``) and one synthetic with about 500 hits per event (the size of a busy event),
-reads each several times and reports hits/s and events/s for the whole read (uproot +
+each as a TTree and as an RNTuple (``--format``), reads each several times and reports hits/s and events/s for the whole read (uproot +
 conversion) and for the uproot part alone. Results go to ``benchmarks/results/read_throughput.json`` and ``.md`` with the machine,
 the versions and the date.
 
@@ -10,6 +10,7 @@ Usage::
 
     python benchmarks/read_throughput.py                  # 2000 events each, 3 repeats
     python benchmarks/read_throughput.py --events 500 --repeats 1 --out /tmp/bench
+    python benchmarks/read_throughput.py --format rntuple
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ import calo
 from calo.io import Schema, iterate_events, read_data
 
 
-def write_synthetic(path: Path, n_events: int, mean_hits: int, seed: int = 0) -> str:
-    """A calo-format tree: two particles per event, ~mean_hits hits, 20 layers."""
+def write_synthetic(
+    path: Path, n_events: int, mean_hits: int, seed: int = 0, fmt: str = "ttree"
+) -> str:
+    """A calo-format tree (``fmt`` ttree or rntuple): two particles per event, ~mean_hits hits,
+    20 layers."""
     rng = np.random.default_rng(seed)
     counts = rng.poisson(mean_hits, n_events).clip(1)
     n = int(counts.sum())
@@ -79,21 +83,28 @@ def write_synthetic(path: Path, n_events: int, mean_hits: int, seed: int = 0) ->
         "particle": ak.zip({k_: ak.unflatten(v, pc) for k_, v in part.items()}),
     }
     with uproot.recreate(path) as f:
-        f.mktree(
-            "events",
-            {k_: (v.type if isinstance(v, ak.Array) else v.dtype) for k_, v in data.items()},
-        )
-        f["events"].extend(data)
+        if fmt == "rntuple":  # the TTree's branch names as flat fields
+            flat = {"event": data["event"]}
+            for rec in ("hit", "particle"):
+                flat.update({f"{rec}_{k_}": data[rec][k_] for k_ in data[rec].fields})
+            f.mkrntuple("events", flat)
+        else:
+            f.mktree(
+                "events",
+                {k_: (v.type if isinstance(v, ak.Array) else v.dtype) for k_, v in data.items()},
+            )
+            f["events"].extend(data)
     return f"synthetic calo-format file, Poisson({mean_hits}) hits/event, K=2"
 
 
-def write_sim(path: Path, n_events: int) -> str:
+def write_sim(path: Path, n_events: int, fmt: str = "ttree") -> str:
     """A file from the toy simulation (calo.sim's writer, default configuration, seed 0)."""
     try:
         from calo.sim import write_root  # type: ignore[attr-defined]
     except ImportError:
         from calo.sim.writer import write_root
-    write_root(path, n_events=n_events, seed=0, progress=False, write_config=False)
+    kw = {"format": fmt} if fmt != "ttree" else {}
+    write_root(path, n_events=n_events, seed=0, progress=False, write_config=False, **kw)
     return "calo.sim write_root (toy calorimeter, default configuration, seed 0)"
 
 
@@ -103,10 +114,10 @@ def measure(path: Path, step_size: str, repeats: int) -> dict[str, object]:
     n_chunks = 0
     for _ in range(repeats):
         t0 = time.perf_counter()
-        n_chunks = sum(1 for _ in iterate_events(path, Schema(), step_size=step_size))
+        n_chunks = sum(1 for _ in iterate_events(path, Schema.calo(), step_size=step_size))
         t_uproot.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        data, summary = read_data(path, Schema(), step_size=step_size)
+        data, summary = read_data(path, Schema.calo(), step_size=step_size)
         t_full.append(time.perf_counter() - t0)
         del data
     hits, events = summary.hits_kept, summary.events_kept
@@ -151,19 +162,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--step-size", default="100 MB")
     ap.add_argument("--source", choices=["sim", "synthetic", "both"], default="both")
+    ap.add_argument("--format", choices=["ttree", "rntuple", "both"], default="both")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args(argv)
 
     runs = []
+    formats = ["ttree", "rntuple"] if args.format == "both" else [args.format]
     with tempfile.TemporaryDirectory() as tmp:
-        if args.source in ("sim", "both"):
-            path = Path(tmp) / "sim.root"
-            source = write_sim(path, args.events)
-            runs.append({"source": source, **measure(path, args.step_size, args.repeats)})
-        if args.source in ("synthetic", "both"):
-            path = Path(tmp) / "synthetic.root"
-            source = write_synthetic(path, args.events, args.mean_hits)
-            runs.append({"source": source, **measure(path, args.step_size, args.repeats)})
+        for fmt in formats:
+            name = {"ttree": "TTree", "rntuple": "RNTuple"}[fmt]
+            if args.source in ("sim", "both"):
+                path = Path(tmp) / f"sim_{fmt}.root"
+                source = write_sim(path, args.events, fmt)
+                m = measure(path, args.step_size, args.repeats)
+                runs.append({"source": source, "format": name, **m})
+            if args.source in ("synthetic", "both"):
+                path = Path(tmp) / f"synthetic_{fmt}.root"
+                source = write_synthetic(path, args.events, args.mean_hits, fmt=fmt)
+                m = measure(path, args.step_size, args.repeats)
+                runs.append({"source": source, "format": name, **m})
 
     result = {
         "benchmark": "read_throughput",
@@ -193,13 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{ak.__version__}, numpy {np.__version__}, torch {torch.__version__}, torch_geometric "
         f"{torch_geometric.__version__}. Step size {args.step_size}, best of {args.repeats}.",
         "",
-        "| input | events | hits/event | MB | uproot only (hits/s) | read_data (hits/s) "
+        "| input | format | events | hits/event | MB | uproot only (hits/s) | read_data (hits/s) "
         "| read_data (events/s) |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         md.append(
-            f"| {r['source']} | {r['events']} | {r['hits_per_event']:.0f} | {r['file_mb']} | "
+            f"| {r['source']} | {r['format']} | {r['events']} | {r['hits_per_event']:.0f} | {r['file_mb']} | "
             f"{r['uproot_only_hits_per_s']:,.0f} | {r['hits_per_s']:,.0f} | "
             f"{r['events_per_s']:,.0f} |"
         )

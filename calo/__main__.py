@@ -8,6 +8,7 @@ import sys
 from calo import __version__
 
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "inspect": ("calo.io.cli", "main", "list a ROOT file's trees and branches, write a schema"),
     "simulate": ("calo.sim.cli", "main", "simulate overlapping showers into a ROOT file"),
     "train": ("calo.train.cli", "train_main", "train GravNet, GarNet or EdgeConv"),
     "evaluate": ("calo.train.cli", "evaluate_main", "evaluate a run or checkpoint, write plots"),
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     >>> import contextlib, sys
     >>> with contextlib.redirect_stderr(sys.stdout):
     ...     main(["nope"])
-    error: unknown command 'nope'; choose one of ['simulate', 'train', 'evaluate', 'export']
+    error: unknown command 'nope'; choose one of ['inspect', 'simulate', 'train', 'evaluate', 'export']
     2
     >>> with contextlib.redirect_stderr(sys.stdout):  # runs calo-export
     ...     main(["export", "missing.ckpt", "--out", "x"])

@@ -40,7 +40,7 @@ class HitDataset(Dataset):
         ROOT file(s) / glob pattern(s), read with :func:`calo.io.read_data`, or a list of
         ``Data`` whose ``x`` holds raw (not normalised) features.
     schema:
-        Branch names, for files.
+        Branch names and units, for files (default ``Schema.calo()``, the calo-simulate tree).
     normalization:
         ``None`` keeps raw features; ``"fit"`` fits mean/std on this dataset's hits;
         a :class:`Normalization` (or its ``to_dict()``) is applied as given, for example the
@@ -129,7 +129,7 @@ class HitDataset(Dataset):
             direct = normalization if isinstance(normalization, Normalization) else None
             data, self.summary = _read(
                 paths_or_data_list,  # type: ignore[arg-type]
-                schema or Schema(),
+                schema or Schema.calo(),
                 policy,
                 self.features,
                 direct,

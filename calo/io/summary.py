@@ -60,12 +60,15 @@ class ReadSummary:
         Events cut to ``max_hits`` and the hits that removed.
     hits_clipped:
         Negative energies set to zero (policy ``on_negative_energy="clip"``).
+    formats:
+        File -> how its events are stored, ``"TTree"`` or ``"RNTuple"``.
 
     Examples
     --------
-    >>> s = ReadSummary(files=["a.root"], events_read=2, events_kept=2, hits_read=5, hits_kept=5)
+    >>> s = ReadSummary(files=["a.root"], events_read=2, events_kept=2, hits_read=5, hits_kept=5,
+    ...                 formats={"a.root": "RNTuple"})
     >>> print(s)  # doctest: +NORMALIZE_WHITESPACE
-    read 2 events (5 hits) from 1 file: kept 2 events (5 hits), skipped 0
+    read 2 events (5 hits) from 1 file (RNTuple): kept 2 events (5 hits), skipped 0
     """
 
     files: list[str] = field(default_factory=list)
@@ -78,6 +81,7 @@ class ReadSummary:
     events_truncated: int = 0
     hits_dropped: int = 0
     hits_clipped: int = 0
+    formats: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_skipped(self) -> int:
@@ -122,6 +126,7 @@ class ReadSummary:
         self.events_truncated += other.events_truncated
         self.hits_dropped += other.hits_dropped
         self.hits_clipped += other.hits_clipped
+        self.formats.update(other.formats)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,13 +148,23 @@ class ReadSummary:
             "events_truncated": self.events_truncated,
             "hits_dropped": self.hits_dropped,
             "hits_clipped": self.hits_clipped,
+            "formats": dict(self.formats),
         }
+
+    def _format_note(self) -> str:
+        """`` (TTree)``, `` (RNTuple)`` or `` (2 TTree, 1 RNTuple)`` for the files read."""
+        if not self.formats:
+            return ""
+        kinds = list(self.formats.values())
+        if len(set(kinds)) == 1:
+            return f" ({kinds[0]})"
+        return " (" + ", ".join(f"{kinds.count(k)} {k}" for k in sorted(set(kinds))) + ")"
 
     def __str__(self) -> str:
         nf = len(self.files)
         lines = [
             f"read {self.events_read} events ({self.hits_read} hits) from {nf} "
-            f"file{'s' if nf != 1 else ''}: kept {self.events_kept} events "
+            f"file{'s' if nf != 1 else ''}{self._format_note()}: kept {self.events_kept} events "
             f"({self.hits_kept} hits), skipped {self.n_skipped}"
         ]
         for reason, n in sorted(self.skipped.items()):

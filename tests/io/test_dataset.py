@@ -84,7 +84,7 @@ def test_dataset_from_data_list_does_not_touch_input(calo_file: Path) -> None:
 
 
 def test_dataset_policy_and_schema(calo_file: Path) -> None:
-    ds = HitDataset(calo_file, Schema(), policy=ReadPolicy(max_events=7, max_hits=10))
+    ds = HitDataset(calo_file, Schema.calo(), policy=ReadPolicy(max_events=7, max_hits=10))
     assert len(ds) == 7 and max(d.num_nodes for d in ds) == 10
     assert ds.summary.events_truncated > 0
     ds2 = HitDataset(calo_file, max_events=7, max_hits=10)

@@ -102,21 +102,9 @@ def test_foreign_tree_with_truth_index_and_constants(tmp_path: Path, rng) -> Non
         y="rechit_y",
         z="rechit_z",
         energy="rechit_energy",
-        layer=None,
-        dx=None,
-        dy=None,
-        dz=None,
         cell_size=(2.0, 8.0, 0.3),
-        truth_fractions=None,
         truth_index="rechit_pid",
-        noise=None,
-        event_id=None,
         weight="evt_weight",
-        particle_energy=None,
-        particle_pdg=None,
-        particle_deposited=None,
-        particle_x=None,
-        particle_y=None,
     )
     data, summary = read_data(p, schema)
     assert summary.events_kept == 12
@@ -140,7 +128,7 @@ def test_fraction_list_and_glob_sorting(tmp_path: Path, rng) -> None:
     data, _ = read_data(p)  # glob hit_frac_* must order 0, 1, ..., 10 (not 0, 1, 10, 2)
     np.testing.assert_array_equal(torch.cat([d.y for d in data]).numpy(), ev["frac"])
     names = [f"hit_frac_{j}" for j in (3, 0)]
-    data2, _ = read_data(p, Schema(truth_fractions=names), n_particles=11)
+    data2, _ = read_data(p, Schema.calo(truth_fractions=names), n_particles=11)
     np.testing.assert_array_equal(
         data2[0].y[:, :2].numpy(), ev["frac"][: ev["counts"][0]][:, [3, 0]]
     )
@@ -183,20 +171,7 @@ def test_custom_features_and_time(tmp_path: Path, rng) -> None:
         },
     )
     schema = Schema(
-        time="hit_t",
-        layer=None,
-        dx=None,
-        dy=None,
-        dz=None,
-        truth_fractions=None,
-        truth_index="hit_truth",
-        noise=None,
-        event_id=None,
-        particle_energy=None,
-        particle_pdg=None,
-        particle_deposited=None,
-        particle_x=None,
-        particle_y=None,
+        x="hit_x", y="hit_y", z="hit_z", energy="hit_energy", time="hit_t", truth_index="hit_truth"
     )
     spec = FeatureSpec(("energy", "time"))
     data, _ = read_data(p, schema, features=spec)
@@ -208,12 +183,12 @@ def test_custom_features_and_time(tmp_path: Path, rng) -> None:
 def test_schema_from_yaml(tmp_path: Path) -> None:
     y = tmp_path / "schema.yaml"
     y.write_text(
-        "tree: hits\nx: rechit_x\ntruth_fractions: null\ntruth_index: pid\ncell_size: [1, 2, 3]\n"
+        "tree: hits\nx: rechit_x\ny: y\nz: z\nenergy: e\ntruth_fractions: null\ntruth_index: pid\ncell_size: [1, 2, 3]\n"
     )
     s = Schema.from_yaml(y, overrides=["noise=null"])
     assert (s.tree, s.x, s.truth_fractions, s.truth_index) == ("hits", "rechit_x", None, "pid")
     assert s.cell_size == (1.0, 2.0, 3.0) and s.noise is None
-    y.write_text("truth_fractions: [f0, f1]\n")
+    y.write_text("preset: calo\ntruth_fractions: [f0, f1]\n")
     assert Schema.from_yaml(y).truth_fractions == ["f0", "f1"]
 
 
@@ -245,8 +220,10 @@ def test_fast_data_constructor_matches_public(calo_file: Path) -> None:
 
 
 def test_truth_index_used_when_fraction_glob_matches_nothing(calo_file: Path) -> None:
-    by_index, _ = read_data(calo_file, Schema(truth_fractions="nothing_*", truth_index="hit_truth"))
-    by_frac, _ = read_data(calo_file, Schema(truth_index="hit_truth"))  # fractions win
+    by_index, _ = read_data(
+        calo_file, Schema.calo(truth_fractions="nothing_*", truth_index="hit_truth")
+    )
+    by_frac, _ = read_data(calo_file, Schema.calo(truth_index="hit_truth"))  # both
     n_shared = 0
     for a, b in zip(by_index, by_frac, strict=True):
         sig = ~b.noise
@@ -271,9 +248,7 @@ def test_entry_and_status_record_every_entry_of_a_chunk() -> None:
             "hit_energy": [[1.0], [], [-1.0], [1.0], [1.0]],
         }
     )
-    s = Schema(layer=None, dx=None, dy=None, dz=None, truth_fractions=None, noise=None,
-               event_id=None, particle_energy=None, particle_pdg=None,
-               particle_deposited=None, particle_x=None, particle_y=None)  # fmt: skip
+    s = Schema(x="hit_x", y="hit_y", z="hit_z", energy="hit_energy")
     status = np.full(5, 99, dtype=np.int64)
     out = chunk_to_data(arr, ChunkInfo("mem", "events", 10, 15), s, status=status)
     assert [int(d.entry) for d in out] == [10, 14]
