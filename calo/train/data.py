@@ -52,12 +52,6 @@ __all__ = [
 SCHEMA_FILE = "schema.yaml"
 
 
-def _calo_layout() -> Schema:
-    """calo's own layout: ``Schema.calo()`` where calo.io has that preset, else ``Schema()``."""
-    preset = getattr(Schema, "calo", None)
-    return preset() if callable(preset) else Schema()
-
-
 def load_schema(path: str | Path = "") -> Schema:
     """The branch schema of ``data.schema``: the YAML file at ``path``, or calo's own layout
     for ``""``.
@@ -71,7 +65,7 @@ def load_schema(path: str | Path = "") -> Schema:
     'hit_x'
     >>> import tempfile
     >>> p = Path(tempfile.mkdtemp()) / "s.yaml"
-    >>> _ = p.write_text("tree: hits\\nx: rechit_x\\n")
+    >>> _ = p.write_text("preset: calo\\ntree: hits\\nx: rechit_x\\n")
     >>> load_schema(p).tree, load_schema(p).x
     ('hits', 'rechit_x')
     >>> load_schema("/no/such/schema.yaml")  # doctest: +ELLIPSIS
@@ -80,7 +74,7 @@ def load_schema(path: str | Path = "") -> Schema:
     calo.errors.ConfigError: branch schema file does not exist; ... [file /no/such/schema.yaml]
     """
     if not str(path):
-        return _calo_layout()
+        return Schema.calo()
     path = Path(path)
     if not path.is_file():
         raise ConfigError(

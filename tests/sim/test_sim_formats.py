@@ -10,7 +10,6 @@ import pytest
 import uproot
 
 from calo.config import apply_overrides
-from calo.errors import DataError
 from calo.sim import SimConfig
 from calo.sim.cli import main
 from calo.sim.writer import split_events, write_root, write_sample
@@ -60,15 +59,8 @@ def test_rntuple_read_by_calo_as_the_ttree(tmp_path: Path) -> None:
     write_root(tt, n_events=12, seed=5, progress=False)
     write_root(rn, n_events=12, seed=5, progress=False, format="rntuple")
     ref, ref_summary = read_data(tt)
-    try:
-        got, got_summary = read_data(rn)
-    except DataError as e:
-        if "not a TTree" not in str(e):
-            raise
-        pytest.skip(
-            "calo.io reads RNTuple only with the io helper's branch (issue 14, Schema and "
-            f"RNTuple reading); un-skip at merge. Today: {e}"
-        )
+    got, got_summary = read_data(rn)
+    assert got_summary.formats == {str(rn): "RNTuple"}
     assert got_summary.events_kept == ref_summary.events_kept == 12
     for d, e in zip(got, ref, strict=True):
         assert d.x.tolist() == e.x.tolist() and d.y.tolist() == e.y.tolist()
