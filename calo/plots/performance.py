@@ -99,10 +99,18 @@ def plot_response(methods: Mapping[str, Any], path: str | Path) -> Path:
     >>> m = {"model": {"bins": {"all": b, "shared": b}}}
     >>> plot_response(m, tempfile.mkdtemp() + "/r.png").name
     'r.png'
+
+    Bins without a positive spread (a file without truth energies) keep a linear axis:
+
+    >>> z = {**b, "mean": [0.0], "rms": [0.0], "width": [0.0]}
+    >>> plot_response({"model": {"bins": {"all": z, "shared": z}}},
+    ...               tempfile.mkdtemp() + "/z.png").name
+    'z.png'
     """
     plt = _plt()
     fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), sharex=True)
     for col, which in enumerate(("all", "shared")):
+        spreads = []
         for name, summ in methods.items():
             b = summ["bins"][which]
             lo, hi = np.asarray(b["lo"], float), np.asarray(b["hi"], float)
@@ -110,6 +118,8 @@ def plot_response(methods: Mapping[str, Any], path: str | Path) -> Path:
             mean = np.asarray(b["mean"], float)
             rms, width = np.asarray(b["rms"], float), np.asarray(b["width"], float)
             color, marker = _STYLE.get(name, ("C2", "^"))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                spreads += [width / mean, rms / mean]
             axes[0, col].errorbar(x, mean, xerr=xerr, yerr=width, color=color, marker=marker,
                                   ls="none", label=name, capsize=2)  # fmt: skip
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -123,7 +133,9 @@ def plot_response(methods: Mapping[str, Any], path: str | Path) -> Path:
         axes[0, col].set_ylabel("response (mean, bar: robust width)")
         axes[1, col].set_ylabel("resolution (spread / mean)")
         axes[1, col].set_xlabel("truth shower energy [GeV]")
-        axes[1, col].set_yscale("log")
+        values = np.concatenate(spreads) if spreads else np.zeros(0)
+        if (np.isfinite(values) & (values > 0)).any():  # no positive spread (e.g. no truth
+            axes[1, col].set_yscale("log")  # energies in the file): keep the linear axis
         for ax in axes[:, col]:
             ax.grid(alpha=0.3)
     axes[0, 0].legend()
