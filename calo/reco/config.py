@@ -17,7 +17,13 @@ from dataclasses import dataclass
 
 from calo.errors import ConfigError
 
-__all__ = ["BaselineConfig", "CalibrationConfig"]
+__all__ = [
+    "BaselineConfig",
+    "CalibrationConfig",
+    "ClueConfig",
+    "CondensationConfig",
+    "MatchingConfig",
+]
 
 
 @dataclass
@@ -118,3 +124,109 @@ class CalibrationConfig:
             raise ConfigError(f"calibration.energy_bins must be >= 0, got {self.energy_bins}")
         if not 0.0 <= self.min_gain < 1.0:
             raise ConfigError(f"calibration.min_gain must be in [0, 1), got {self.min_gain}")
+
+
+@dataclass
+class CondensationConfig:
+    """Thresholds of the condensation clustering (:mod:`calo.reco.condensation`).
+
+    Attributes
+    ----------
+    t_beta:
+        A hit can become a condensation point only with beta above ``t_beta``.
+    t_d:
+        Hits within ``t_d`` of a condensation point (in the clustering space) join it.
+
+    Examples
+    --------
+    >>> CondensationConfig(t_beta=1.0)
+    Traceback (most recent call last):
+    ...
+    calo.errors.ConfigError: condensation.t_beta must be in [0, 1), got 1.0
+    """
+
+    t_beta: float = 0.3
+    t_d: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.t_beta < 1.0:
+            raise ConfigError(f"condensation.t_beta must be in [0, 1), got {self.t_beta}")
+        if not self.t_d > 0:
+            raise ConfigError(f"condensation.t_d must be > 0, got {self.t_d}")
+
+
+@dataclass
+class ClueConfig:
+    """Parameters of CLUE (:mod:`calo.reco.clue`); the task tunes them on training events.
+
+    Attributes
+    ----------
+    dc:
+        Cut-off distance of the local density (cm, in the hits' coordinates).
+    rho_c:
+        Critical density (GeV with energy weights): seeds need at least ``rho_c``.
+    outlier_factor:
+        Outlier distance in units of ``dc``.
+    kernel:
+        Density kernel: ``flat`` (0.5 for the neighbours, cluestering's default), ``exp``
+        or ``gaus``.
+    kernel_params:
+        The kernel's parameters (empty: the flat kernel's 0.5).
+
+    Examples
+    --------
+    >>> ClueConfig().outlier_factor
+    2.0
+    """
+
+    dc: float = 1.0
+    rho_c: float = 1.0
+    outlier_factor: float = 2.0
+    kernel: str = "flat"
+    kernel_params: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.dc > 0:
+            raise ConfigError(f"clue.dc must be > 0, got {self.dc}")
+        if not self.outlier_factor > 0:
+            raise ConfigError(f"clue.outlier_factor must be > 0, got {self.outlier_factor}")
+        if self.kernel not in ("flat", "exp", "gaus"):
+            raise ConfigError(f"clue.kernel must be flat, exp or gaus, got {self.kernel!r}")
+
+
+@dataclass
+class MatchingConfig:
+    """How predicted clusters are matched to truth particles (:mod:`calo.reco.matching`).
+
+    Attributes
+    ----------
+    iou_threshold:
+        A cluster and a particle match when their energy-weighted IoU exceeds this.
+    merge_fraction:
+        A cluster merges a particle that is not its match when it holds more than this
+        fraction of the particle's energy (and more than this fraction of another's).
+    split_fraction:
+        A particle is split when two or more clusters each hold more than this fraction
+        of its energy.
+
+    Examples
+    --------
+    >>> MatchingConfig().iou_threshold
+    0.5
+    """
+
+    iou_threshold: float = 0.5
+    merge_fraction: float = 0.5
+    split_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.iou_threshold < 1.0:
+            raise ConfigError(f"matching.iou_threshold must be in [0, 1), got {self.iou_threshold}")
+        if not 0.0 < self.merge_fraction < 1.0:
+            raise ConfigError(
+                f"matching.merge_fraction must be in (0, 1), got {self.merge_fraction}"
+            )
+        if not 0.0 < self.split_fraction < 0.5:
+            raise ConfigError(
+                f"matching.split_fraction must be in (0, 0.5), got {self.split_fraction}"
+            )
