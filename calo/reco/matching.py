@@ -45,6 +45,7 @@ from scipy.optimize import linear_sum_assignment
 
 from calo.errors import DataError
 from calo.reco.config import MatchingConfig
+from calo.reco.stats import binned_stats, spread_stats
 
 __all__ = [
     "MatchResult",
@@ -53,56 +54,6 @@ __all__ = [
     "matching_summary",
     "spread_stats",
 ]
-
-
-def spread_stats(values: np.ndarray) -> dict[str, float]:
-    """Mean, RMS, robust width (half the 16-84 % interval), median and count of the finite
-    values (the same statistics as calo.train.metrics.spread_stats).
-
-    Examples
-    --------
-    >>> s = spread_stats(np.array([0.9, 1.0, 1.1, np.nan]))
-    >>> round(s["mean"], 3), round(s["rms"], 4), round(s["width"], 3), s["n"]
-    (1.0, 0.0816, 0.068, 3)
-    """
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        nan = float("nan")
-        return {"n": 0, "mean": nan, "rms": nan, "width": nan, "median": nan}
-    q16, q50, q84 = np.quantile(v, [0.16, 0.5, 0.84])
-    return {
-        "n": int(v.size),
-        "mean": float(v.mean()),
-        "rms": float(v.std()),
-        "width": float(0.5 * (q84 - q16)),
-        "median": float(q50),
-    }
-
-
-def binned_stats(
-    x: np.ndarray, values: np.ndarray, edges: tuple[float, ...] | list[float]
-) -> dict[str, list[float]]:
-    """:func:`spread_stats` of ``values`` in bins ``[lo, hi)`` of ``x``.
-
-    Examples
-    --------
-    >>> b = binned_stats(np.array([6.0, 7.0, 25.0]), np.array([1.0, 0.8, 1.2]), [5, 10, 30])
-    >>> b["n"], [round(m, 2) for m in b["mean"]]
-    ([2, 1], [0.9, 1.2])
-    """
-    xs = np.asarray(x, dtype=np.float64)
-    v = np.asarray(values, dtype=np.float64)
-    out: dict[str, list[float]] = {
-        k: [] for k in ("lo", "hi", "n", "mean", "rms", "width", "median")
-    }
-    for lo, hi in itertools.pairwise(edges):
-        s = spread_stats(v[(xs >= lo) & (xs < hi)])
-        out["lo"].append(float(lo))
-        out["hi"].append(float(hi))
-        for key in ("n", "mean", "rms", "width", "median"):
-            out[key].append(s[key])
-    return out
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ Examples
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Any
 
@@ -42,6 +41,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
+from calo.reco.stats import binned_stats, spread_stats
 from calo.train.losses import align_predictions, permutation_invariant_loss, shower_overlap
 
 __all__ = [
@@ -130,59 +130,6 @@ def shower_responses(
         "truth_energy": den,
         "truth_energy_shared": den_s,
     }
-
-
-def spread_stats(values: np.ndarray) -> dict[str, float]:
-    """Mean, RMS, robust width (half the 16-84 % interval), median and count of finite values.
-
-    Examples
-    --------
-    >>> s = spread_stats(np.array([0.9, 1.0, 1.1]))
-    >>> round(s["mean"], 3), round(s["rms"], 4), s["n"]
-    (1.0, 0.0816, 3)
-    """
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        nan = float("nan")
-        return {"n": 0, "mean": nan, "rms": nan, "width": nan, "median": nan}
-    q16, q50, q84 = np.quantile(v, [0.16, 0.5, 0.84])
-    return {
-        "n": int(v.size),
-        "mean": float(v.mean()),
-        "rms": float(v.std()),
-        "width": float(0.5 * (q84 - q16)),
-        "median": float(q50),
-    }
-
-
-def binned_stats(
-    truth_energy: np.ndarray, values: np.ndarray, edges: tuple[float, ...] | list[float]
-) -> dict[str, list[float]]:
-    """:func:`spread_stats` of ``values`` in bins of ``truth_energy``.
-
-    Returns a dict of lists, one entry per bin: ``lo``, ``hi``, ``n``, ``mean``, ``rms``,
-    ``width``, ``median`` (NaN in empty bins).
-
-    Examples
-    --------
-    >>> b = binned_stats(np.array([6.0, 7.0, 25.0]), np.array([1.0, 0.8, 1.2]), [5, 10, 30])
-    >>> b["n"], [round(m, 2) for m in b["mean"]]
-    ([2, 1], [0.9, 1.2])
-    """
-    te = np.asarray(truth_energy, dtype=np.float64)
-    v = np.asarray(values, dtype=np.float64)
-    out: dict[str, list[float]] = {
-        k: [] for k in ("lo", "hi", "n", "mean", "rms", "width", "median")
-    }
-    for lo, hi in itertools.pairwise(edges):
-        sel = (te >= lo) & (te < hi)
-        s = spread_stats(v[sel])
-        out["lo"].append(float(lo))
-        out["hi"].append(float(hi))
-        for key in ("n", "mean", "rms", "width", "median"):
-            out[key].append(s[key])
-    return out
 
 
 class ResponseAccumulator:
