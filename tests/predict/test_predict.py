@@ -212,3 +212,35 @@ def test_a_file_without_entries_gives_an_empty_tree(run_dir: Path, tmp_path: Pat
     with uproot.open(res.outputs[0]) as f:
         assert f["events"].num_entries == 0 and "frac_model_0" in f["events"].keys()
     assert len(predict(run_dir, path, device="cpu")) == 0
+
+
+def test_schema_comes_from_the_run_folder_or_the_option(
+    run_dir: Path, sim_file: Path, tmp_path: Path
+) -> None:
+    """Another tree layout: read with --schema, or with the run's schema.yaml by default; the
+    output tree takes the input tree's name."""
+    import shutil
+
+    hits = read_hits(sim_file)
+    rec = ak.zip({f"rechit_{k}": v for k, v in hits.items()})
+    path = tmp_path / "other.root"
+    with uproot.recreate(path) as f:
+        f.mktree("hits", {k: rec[k].type for k in rec.fields})
+        f["hits"].extend({k: rec[k] for k in rec.fields})
+    schema = tmp_path / "s.yaml"
+    schema.write_text(
+        "tree: hits\n"
+        + "".join(
+            f"{k}: rechit_{k}\n" for k in ("x", "y", "z", "energy", "layer", "dx", "dy", "dz")
+        )
+    )
+    want = predict(run_dir, sim_file, device="cpu")
+    got = predict(run_dir, path, schema=schema, device="cpu")
+    assert ak.all(ak.isclose(got.frac_model_0, want.frac_model_0, rtol=0, atol=1e-6))
+    run2 = tmp_path / "run2"
+    shutil.copytree(run_dir, run2)
+    shutil.copy(schema, run2 / "schema.yaml")
+    res = predict_files(run2, path, tmp_path / "o", device="cpu", progress=False)
+    with uproot.open(res.outputs[0]) as f:
+        assert f["hits"].num_entries == 60
+        assert ak.all(ak.isclose(f["hits"]["frac_model_0"].array(), want.frac_model_0, atol=1e-6))
