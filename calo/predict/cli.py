@@ -2,7 +2,8 @@
 
 ``calo-predict RUN_OR_CHECKPOINT FILES... --out DIR [--schema S.yaml] [--device cpu|cuda|auto]
 [--batch-size B] [--step-size S] [--postprocess none|refined|calibrated|all]
-[--workers N | --scheduler ADDR] [--format ttree|rntuple] [--tree NAME]`` writes
+[--workers N | --scheduler ADDR] [--split file|chunk] [--format ttree|rntuple]
+[--tree NAME]`` writes
 ``DIR/<input stem>_pred.root`` for each input: one entry per input entry, in order, so the
 output is a friend of the input tree (:mod:`calo.predict.output`), plus
 ``DIR/read_summary.json`` and ``DIR/predict.json``.
@@ -71,6 +72,14 @@ def _parser() -> ArgumentParser:
     p.add_argument("--workers", type=int, help="one task per file on N local Dask workers")
     p.add_argument("--scheduler", help="one task per file on the Dask cluster at this address")
     p.add_argument(
+        "--split",
+        choices=("file", "chunk"),
+        default="file",
+        help="tasks for --workers/--scheduler: one per input file (default), or one per chunk "
+        "of --step-size entries, joined in order (to spread one large file); the output is "
+        "the same",
+    )
+    p.add_argument(
         "--format",
         choices=("ttree", "rntuple"),
         default="ttree",
@@ -108,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         tree=args.tree,
         workers=args.workers,
         scheduler=args.scheduler,
+        split=args.split,
         progress=not args.no_progress,
     )
     print(res.summary)

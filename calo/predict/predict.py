@@ -677,6 +677,101 @@ def _file_task(
     return writer.entries, summary
 
 
+def _step_entries(path: str, schema: Schema, step_size: int | str) -> tuple[int, int]:
+    """``(entries in the file, entries per chunk)``: ``step_size`` as a number of entries,
+    as :meth:`uproot.TTree.iterate` turns a memory size into one, so that one task per chunk
+    reads the chunks a serial run reads. The file, tree and branches are checked first by
+    the reader (a :class:`~calo.errors.DataError` that names them)."""
+    import uproot
+
+    first = iterate_events(path, schema, 1)
+    next(first, None)
+    first.close()
+    branches = list(dict.fromkeys(schema.hit_branches().values()))
+    try:
+        with uproot.open(path) as f:
+            tree = f[schema.tree]
+            n = int(tree.num_entries)
+            if n == 0:
+                return 0, 1
+            if isinstance(step_size, int):
+                step = step_size
+            else:
+                step = int(tree.num_entries_for(step_size, branches))
+    except Exception as e:
+        raise DataError(
+            f"cannot size the chunks of the file ({type(e).__name__}: {e}); check the step "
+            "size ('100 MB' or a number of entries) and the file",
+            file=path,
+            tree=schema.tree,
+        ) from None
+    if step < 1:
+        raise ConfigError(f"step_size must be at least 1 entry, got {step_size!r}")
+    return n, step
+
+
+def _chunk_task(
+    run: str,
+    path: str,
+    schema: Schema,
+    start: int,
+    stop: int,
+    part: str,
+    options: dict[str, Any],
+    threads: int | None,
+) -> tuple[int, ReadSummary]:
+    """Predict entries ``[start, stop)`` of one file into the part file ``part`` (a task of
+    :func:`calo.parallel.map_tasks`; the parts are joined in order afterwards)."""
+    import uproot
+
+    from calo.predict.output import OutputWriter
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    predictor = cached_predictor(
+        run, options["device"], options["postprocess"], options["batch_size"]
+    )
+    branches = list(dict.fromkeys(schema.hit_branches().values()))
+    try:
+        with uproot.open(path) as f:
+            arr = f[schema.tree].arrays(branches, entry_start=start, entry_stop=stop)
+    except Exception as e:
+        raise DataError(
+            f"cannot read entries {start} to {stop} ({type(e).__name__}: {e}); the file is "
+            "truncated or corrupt: rewrite it",
+            file=path,
+            tree=schema.tree,
+            entry=start,
+        ) from None
+    summary = ReadSummary()
+    cols = predictor.predict_chunk(arr, ChunkInfo(path, schema.tree, start, stop), schema, summary)
+    with OutputWriter(part, "part", predictor.empty_columns(), "ttree") as writer:
+        writer.extend(cols)
+    return writer.entries, summary
+
+
+def _join_parts(parts: list[Path], out: Path, tree: str, template: dict[str, Any], fmt: str) -> int:
+    """Write the part files of :func:`_chunk_task` one after the other into ``out`` (one part
+    in memory at a time) and delete them; returns the entries written."""
+    import uproot
+
+    from calo.predict.output import HIT_COUNTER, OutputWriter
+
+    with OutputWriter(out, tree, template, fmt) as writer:
+        for part in parts:
+            with uproot.open(part) as f:
+                arr = f["part"].arrays()
+            cols = {
+                name: (arr[name] if name.startswith("frac_") else ak.to_numpy(arr[name]))
+                for name in arr.fields
+                if name != HIT_COUNTER
+            }
+            writer.extend(cols)
+    for part in parts:
+        part.unlink()
+    return writer.entries
+
+
 def predict_files(
     run: str | Path,
     files: str | os.PathLike | Sequence[str | os.PathLike],
@@ -691,6 +786,7 @@ def predict_files(
     tree: str | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
+    split: str = "file",
     progress: bool = True,
 ) -> PredictResult:
     """Predict every input file into ``<out_dir>/<stem>_pred.root``, serially or on Dask.
@@ -717,8 +813,13 @@ def predict_files(
         One task per file on a local Dask cluster of ``workers`` single-threaded processes,
         or on the cluster at ``scheduler``; each worker loads the run itself. The outputs are
         those of a serial run.
+    split:
+        ``"file"``: one task per input file; ``"chunk"``: one task per chunk of
+        ``step_size`` entries (to spread one large file over a cluster), each writing a part
+        file ``<out_dir>/.parts-<stem>/`` that is then joined in order into the output. Both
+        give the same output, bit for bit, serially or on a cluster.
     progress:
-        Show tqdm bars (over entries serially, over files on a cluster).
+        Show tqdm bars (over entries serially, over tasks on a cluster).
 
     Examples
     --------
@@ -745,6 +846,11 @@ def predict_files(
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise ConfigError("--out must be a folder, not a file", file=out_dir)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    if split not in ("file", "chunk"):
+        raise ConfigError(f"split must be 'file' or 'chunk', got {split!r}")
+    read_schema = predictor.read_schema(schema)
+    # the chunks in entries, as the reader sizes them: file and chunk tasks read the same ones
+    sizes = [_step_entries(p, read_schema, step_size) for p in paths]
     with dask_client(workers, scheduler) as client:
         options = {
             "device": device,
@@ -753,21 +859,55 @@ def predict_files(
             "step_size": step_size,
             "format": fmt,
             "tree": tree,
-            "progress": progress and client is None,
+            "progress": progress and client is None and split == "file",
         }
         threads = 1 if client is not None else None
-        args = [
-            (str(run), p, str(o), schema, options, threads)
-            for p, o in zip(paths, outs, strict=True)
-        ]
-        results = map_tasks(
-            _file_task,
-            args,
-            client=client,
-            progress=progress and (client is not None or len(paths) > 1),
-            desc="calo-predict",
-            unit="file",
-        )
+        if split == "file":
+            args = [
+                (str(run), p, str(o), schema, {**options, "step_size": step}, threads)
+                for p, o, (_, step) in zip(paths, outs, sizes, strict=True)
+            ]
+            results = map_tasks(
+                _file_task,
+                args,
+                client=client,
+                progress=progress and (client is not None or len(paths) > 1),
+                desc="calo-predict",
+                unit="file",
+            )
+        else:
+            chunk_args: list[tuple[Any, ...]] = []
+            owner: list[int] = []
+            for i, (p, o, (n, step)) in enumerate(zip(paths, outs, sizes, strict=True)):
+                part_dir = o.parent / f".parts-{o.stem}"
+                part_dir.mkdir(parents=True, exist_ok=True)
+                for j, start in enumerate(range(0, n, step)):
+                    part = str(part_dir / f"part-{j:06d}.root")
+                    stop = min(start + step, n)
+                    chunk_args.append(
+                        (str(run), p, read_schema, start, stop, part, options, threads)
+                    )
+                    owner.append(i)
+            done = map_tasks(
+                _chunk_task,
+                chunk_args,
+                client=client,
+                progress=progress,
+                desc="calo-predict",
+                unit="chunk",
+            )
+            results = []
+            template = predictor.empty_columns()
+            for i, (p, o) in enumerate(zip(paths, outs, strict=True)):
+                mine = [k for k, w in enumerate(owner) if w == i]
+                summary = ReadSummary(files=[p])
+                for k in mine:
+                    summary.merge(done[k][1])
+                n = _join_parts(
+                    [Path(chunk_args[k][5]) for k in mine], o, tree or schema.tree, template, fmt
+                )
+                (o.parent / f".parts-{o.stem}").rmdir()
+                results.append((n, summary))
     entries = [r[0] for r in results]
     summaries = [r[1] for r in results]
     total = ReadSummary()
@@ -797,6 +937,8 @@ def predict_files(
         "options": {k: v for k, v in options.items() if k != "progress"},
         "workers": workers,
         "scheduler": scheduler,
+        "split": split,
+        "entries_per_chunk": [step for _, step in sizes],
         "inputs": paths,
         "outputs": [str(o) for o in outs],
     }

@@ -117,12 +117,16 @@ def test_dask_with_two_workers_equals_serial_bit_for_bit(
     assert main([str(run_dir), *files, "--out", str(tmp_path / "serial"), *common]) == 0
     assert main([str(run_dir), *files, "--out", str(tmp_path / "dask"), "--workers", "2",
                  *common]) == 0  # fmt: skip
+    # one task per chunk of 11 entries on the same two workers
+    assert main([str(run_dir), *files, "--out", str(tmp_path / "chunks"), "--workers", "2",
+                 "--split", "chunk", *common]) == 0  # fmt: skip
     for stem in ("sim", "bad"):
         a = _arrays(tmp_path / "serial" / f"{stem}_pred.root")
-        b = _arrays(tmp_path / "dask" / f"{stem}_pred.root")
-        assert a.fields == b.fields and len(a) == len(b)
-        for name in a.fields:
-            assert ak.all(ak.isclose(a[name], b[name], rtol=0, atol=0, equal_nan=True)), name
+        for other in ("dask", "chunks"):
+            b = _arrays(tmp_path / other / f"{stem}_pred.root")
+            assert a.fields == b.fields and len(a) == len(b)
+            for name in a.fields:
+                assert ak.all(ak.isclose(a[name], b[name], rtol=0, atol=0, equal_nan=True)), name
 
 
 @pytest.mark.slow
@@ -148,3 +152,27 @@ def test_a_run_trained_by_calo_train_predicts_its_own_fractions(
     assert abs(got - ref.numpy()).max() < 1e-6
     has_cal = (run / "share_calibration.json").is_file()
     assert ("frac_calibrated_0" in out.fields) == has_cal
+
+
+@pytest.mark.parametrize("fmt", ["ttree", "rntuple"])
+def test_one_task_per_chunk_gives_the_same_file(
+    run_dir: Path, bad_file: tuple[Path, list[int]], tmp_path: Path, fmt: str
+) -> None:
+    """--split chunk: parts of 7 entries joined in order equal the one-task-per-file output."""
+    common = [str(run_dir), str(bad_file[0]), "--device", "cpu", "--step-size", "7"]
+    common += ["--no-progress", "--format", fmt]
+    assert main([*common, "--out", str(tmp_path / "file")]) == 0
+    assert main([*common, "--out", str(tmp_path / "chunk"), "--split", "chunk"]) == 0
+    a, b = (
+        _arrays(tmp_path / "file" / "bad_pred.root"),
+        _arrays(tmp_path / "chunk" / "bad_pred.root"),
+    )
+    assert len(a) == len(b) == 33 and a.fields == b.fields
+    for name in a.fields:
+        assert ak.all(ak.isclose(a[name], b[name], rtol=0, atol=0, equal_nan=True)), name
+    assert sorted(p.name for p in (tmp_path / "chunk").iterdir()) == [
+        "bad_pred.root", "predict.json", "read_summary.json"]  # fmt: skip
+    import json
+
+    rs = [json.loads((tmp_path / d / "read_summary.json").read_text()) for d in ("file", "chunk")]
+    assert rs[0]["total"] == rs[1]["total"]
