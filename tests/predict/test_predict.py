@@ -244,3 +244,18 @@ def test_schema_comes_from_the_run_folder_or_the_option(
     with uproot.open(res.outputs[0]) as f:
         assert f["hits"].num_entries == 60
         assert ak.all(ak.isclose(f["hits"]["frac_model_0"].array(), want.frac_model_0, atol=1e-6))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_gives_the_cpu_predictions(run_dir: Path, sim_file: Path) -> None:
+    cpu = predict(run_dir, sim_file, device="cpu")
+    gpu = predict(run_dir, sim_file, device="cuda")
+    for name in cpu.fields:
+        assert ak.all(ak.isclose(cpu[name], gpu[name], rtol=1e-4, atol=1e-4, equal_nan=True))
+
+
+def test_cuda_without_a_device_is_a_config_error(run_dir: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        Predictor.load(run_dir, device="cuda")
