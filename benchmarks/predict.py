@@ -3,7 +3,7 @@
 For the default GravNet and GarNet (the paper's sizes), on toy two-shower events (calo.sim,
 seed 0), in one run:
 
-* **speed**: events/s of reading alone (uproot + conversion to ``Data``, normalised), of the
+* **speed** (the run loaded before the clock): events/s of reading alone (uproot + conversion to ``Data``, normalised), of the
   network alone (forward passes on the events already read) and of ``predict_files`` end to
   end (read, network, post-processing, write);
 * **breakdown**: the shares of the end-to-end time spent reading, in the network, in the
@@ -65,7 +65,8 @@ from calo.io import (  # noqa: E402
     read_data,
 )
 from calo.models import ModelConfig, build_model  # noqa: E402
-from calo.predict import OutputWriter, Predictor, predict_files, resolve_schema  # noqa: E402
+from calo.predict import OutputWriter, predict_files, resolve_schema  # noqa: E402
+from calo.predict.predict import cached_predictor  # noqa: E402
 from calo.reco import ShareCalibration  # noqa: E402
 from calo.train.checkpoint import CHECKPOINT_FORMAT  # noqa: E402
 from calo.train.config import TrainConfig  # noqa: E402
@@ -124,7 +125,8 @@ def write_files(tmp: Path, n_events: int, factor: int) -> tuple[Path, Path, Path
 
 def speed(name: str, run: Path, path: Path, batch_size: int, step: int | str, tmp: Path) -> dict:
     """Reading alone, network alone, end to end, and the profiled breakdown, on ``path``."""
-    pred = Predictor.load(run, device="cpu", batch_size=batch_size)
+    # the run as predict_files loads it (once per process): loading is not timed
+    pred = cached_predictor(str(run), "cpu", "all", batch_size)
     schema = pred.read_schema(resolve_schema(None, None))
     n_entries = 0
     # warm-up: one batch through everything (first calls allocate, build caches)
@@ -173,20 +175,25 @@ def speed(name: str, run: Path, path: Path, batch_size: int, step: int | str, tm
     pred.timings = {}
     t_uproot = t_write = 0.0
     t0 = time.perf_counter()
-    with OutputWriter(tmp / f"prof_{name}.root", "events", pred.empty_columns()) as out:
-        it = iterate_events(path, schema, step, report=True)
-        while True:
-            ta = time.perf_counter()
-            try:
-                arr, info = next(it)
-            except StopIteration:
-                break
-            tb = time.perf_counter()
-            cols = pred.predict_chunk(arr, info, schema, ReadSummary())
-            tc = time.perf_counter()
-            out.extend(cols)
-            t_write += time.perf_counter() - tc
-            t_uproot += tb - ta
+    out = OutputWriter(tmp / f"prof_{name}.root", "events", pred.empty_columns())
+    t_write += time.perf_counter() - t0
+    it = iterate_events(path, schema, step, report=True)
+    while True:
+        ta = time.perf_counter()
+        try:
+            arr, info = next(it)
+        except StopIteration:
+            t_uproot += time.perf_counter() - ta
+            break
+        tb = time.perf_counter()
+        cols = pred.predict_chunk(arr, info, schema, ReadSummary())
+        tc = time.perf_counter()
+        out.extend(cols)
+        t_write += time.perf_counter() - tc
+        t_uproot += tb - ta
+    tc = time.perf_counter()
+    out.close()
+    t_write += time.perf_counter() - tc
     t_prof = time.perf_counter() - t0
     tm = pred.timings
     parts = {
@@ -221,8 +228,6 @@ def speed(name: str, run: Path, path: Path, batch_size: int, step: int | str, tm
 def _memory_child(run: str, path: str, out: str, step: int, batch_size: int) -> None:
     """In a fresh process: load, then predict ``path``; print the peak RSS (KiB) before and
     after predicting."""
-    from calo.predict.predict import cached_predictor
-
     cached_predictor(run, "cpu", "all", batch_size)  # the one predict_files uses
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     predict_files(

@@ -364,7 +364,6 @@ class Predictor:
     @torch.no_grad()
     def _fractions(self, events: list[Any]) -> dict[str, torch.Tensor]:
         """Each method's fractions ``[H, K]`` and the shower sums of the ``events``."""
-        self._tick()
         sizes = torch.tensor([d.num_nodes for d in events], dtype=torch.long)
         batch = torch.repeat_interleave(torch.arange(len(events)), sizes).to(self.device)
         x = torch.cat([d.x for d in events]).to(self.device)
@@ -433,7 +432,6 @@ class Predictor:
             summary=summary,
             status=status,
         )
-        self._tock("convert")
         kept = np.nonzero(status == 0)[0]
         if len(kept) != len(events):
             raise DataError(
@@ -443,12 +441,12 @@ class Predictor:
             )
         counts = np.zeros(n, dtype=np.int64)
         counts[kept] = [d.num_nodes for d in events]
+        self._tock("convert")
         k = self.n_showers
         parts: dict[str, list[torch.Tensor]] = {}
         for start in range(0, len(events), self.batch_size):
             for name, t in self._fractions(events[start : start + self.batch_size]).items():
                 parts.setdefault(name, []).append(t)
-        self._tick()
         cols: dict[str, Any] = {
             "status": status.astype(np.int32),
             "entry": np.arange(info.entry_start, info.entry_start + n, dtype=np.int64),
