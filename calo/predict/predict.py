@@ -15,18 +15,25 @@ arrays of a processed entry have exactly its input hit count, in the input's hit
 event with a negative hit energy is skipped (status 3), not clipped: the network was trained
 on non-negative energies and the energy-weighted sums assume them.
 
-Output columns (``K`` = the run's number of showers, ``<m>`` = ``model`` and, after the run's
-post-processing, ``refined`` and ``calibrated``):
+Output columns, in this order (``K`` = the run's number of showers; ``<m>`` = ``model`` for
+the network alone and, after the run's post-processing, ``refined`` (the profile refinement)
+and ``calibrated`` (refinement then share calibration), see :data:`METHODS`):
 
-============================  ===================  ==========================================
-name                          type per entry       meaning
-============================  ===================  ==========================================
-``status``                    int32                0 processed, else a skip code
-``entry``                     int64                entry number in the input file
-``frac_<m>_<k>``              var * float32        fraction of each hit given to shower k
-``shower_energy_<m>``         K * float32          :math:`\\sum_i f_{ik} E_i` (GeV)
-``shower_x_<m>`` (y, z)       K * float32          :math:`\\sum_i f_{ik} E_i x_i / \\sum_i f_{ik} E_i`
-============================  ===================  ==========================================
+* ``status`` (int32): 0 processed; 1 empty (no hits), 2 a NaN or infinite hit value,
+  3 a negative hit energy, 4 too many hits (never here: no hit limit), as
+  :data:`calo.io.STATUS_CODES` and :data:`STATUS_DOC`;
+* ``entry`` (int64): the entry number in the input file;
+* ``frac_<m>_<k>`` for ``k = 0 .. K-1`` (var * float32, one value per input hit, in the
+  input's hit order; empty for a skipped entry): the fraction of each hit's energy given to
+  shower ``k``; one jagged branch per shower reads directly in ``TTree::Draw``
+  (``hit_energy * frac_model_0``) and in uproot;
+* ``shower_energy_<m>`` (K * float32, GeV): :math:`\\sum_i f_{ik} E_i`;
+* ``shower_x_<m>``, ``shower_y_<m>``, ``shower_z_<m>`` (K * float32, cm, the input's
+  positions): the energy-weighted position :math:`\\sum_i f_{ik} E_i x_i / \\sum_i f_{ik} E_i`
+  (NaN for a shower of zero energy).
+
+The per-shower values of a skipped entry are NaN. The sums are taken in float64 and stored
+as float32.
 
 Examples
 --------
