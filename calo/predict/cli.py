@@ -3,7 +3,7 @@
 ``calo-predict RUN_OR_CHECKPOINT FILES... --out DIR [--schema S.yaml] [--device cpu|cuda|auto]
 [--batch-size B] [--step-size S] [--postprocess none|refined|calibrated|all]
 [--workers N | --scheduler ADDR] [--split file|chunk] [--format ttree|rntuple]
-[--tree NAME]`` writes
+[--tree NAME] [--threads N]`` writes
 ``DIR/<input stem>_pred.root`` for each input: one entry per input entry, in order, so the
 output is a friend of the input tree (:mod:`calo.predict.output`), plus
 ``DIR/read_summary.json`` and ``DIR/predict.json``.
@@ -86,6 +86,12 @@ def _parser() -> ArgumentParser:
         help="ttree (default, a friend of the input tree) or rntuple",
     )
     p.add_argument("--tree", help="name of the output tree (default: the input tree's)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads of a serial run (default: torch's, one per core); Dask workers "
+        "use one each",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -104,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("give either --workers (a local cluster) or --scheduler, not both")
     from calo.predict.predict import predict_files
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     res = predict_files(
         args.run,
         args.files,

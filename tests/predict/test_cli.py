@@ -93,7 +93,8 @@ def test_refuses_two_inputs_with_the_same_name(run_dir: Path, sim_file: Path, tm
     [(["--device", "tpu"], ["device must be cpu, cuda or auto"]),
      (["--batch-size", "0"], ["batch_size must be at least 1"]),
      (["--postprocess", "more"], ["invalid choice"]),
-     (["--workers", "2", "--scheduler", "tcp://x:1"], ["not both"])],
+     (["--workers", "2", "--scheduler", "tcp://x:1"], ["not both"]),
+     (["--threads", "0"], ["--threads must be at least 1"])],
 )  # fmt: skip
 def test_bad_options_are_one_line(run_dir: Path, sim_file: Path, tmp_path: Path, capsys,
                                   extra: list[str], words: list[str]) -> None:  # fmt: skip
