@@ -13,8 +13,9 @@ seed 0), in one run:
 * **memory**: peak RSS of ``predict_files`` in a fresh process on a file and on a file
   ``--large-factor`` times larger, with chunks of ``--memory-step`` entries; goal: the large
   file's peak <= 1.2x the small one's;
-* **Dask**: ``--dask-files`` files on a local cluster of 1 and of 2 single-threaded workers
-  (cluster started before the clock), the outputs compared bit for bit; goal: >= 1.7x.
+* **Dask**: ``--dask-files`` files on a local cluster of 1 and of 2 single-threaded workers,
+  in a fresh process as ``calo-predict --workers`` runs (cluster started and every worker
+  warmed before the clock), the outputs compared bit for bit; goal: >= 1.7x.
 
 The models keep their seeded initial weights (no training: the speed does not depend on the
 weights), in a run folder of calo-train's layout with a share calibration of two profile
@@ -261,24 +262,22 @@ def _memory_child(run: str, path: str, out: str, step: int, batch_size: int, thr
     print(json.dumps({"loaded_kib": loaded, "peak_kib": peak}))
 
 
-def memory(run: Path, path: Path, step: int, batch_size: int, threads: int, tmp: Path) -> dict:
-    """Peak RSS of predict_files on ``path`` in a fresh process (``--_memory-child``)."""
-    cmd = [
-        sys.executable,
-        __file__,
-        "--_memory-child",
-        str(run),
-        str(path),
-        str(tmp / f"mem_{path.stem}"),
-        str(step),
-        str(batch_size),
-        str(threads),
-    ]
+def _in_child(flag: str, *args: Any) -> dict:
+    """Run this script's ``flag`` part in a fresh process (as a command would run) and return
+    the JSON it prints last."""
+    cmd = [sys.executable, __file__, flag, *map(str, args)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BENCH.parent), *sys.path])}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if res.returncode != 0:
-        raise RuntimeError(f"memory child failed:\n{res.stderr[-3000:]}")
-    got = json.loads(res.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"{flag} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def memory(run: Path, path: Path, step: int, batch_size: int, threads: int, tmp: Path) -> dict:
+    """Peak RSS of predict_files on ``path`` in a fresh process (``--_memory-child``)."""
+    got = _in_child(
+        "--_memory-child", run, path, tmp / f"mem_{path.stem}", step, batch_size, threads
+    )
     with uproot.open(path) as f:
         n = f["events"].num_entries
     return {
@@ -451,6 +450,13 @@ def to_markdown(res: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--_dask-child":
+        run, src, n_files, n_events, bs, tmp, repeats = argv[1:8]
+        res = dask_scaling(
+            Path(run), Path(src), int(n_files), int(n_events), int(bs), Path(tmp), int(repeats)
+        )
+        print(json.dumps(res))
+        return 0
     if argv and argv[0] == "--_memory-child":
         run, path, out, step, bs, threads = argv[1:7]
         _memory_child(run, path, out, int(step), int(bs), int(threads))
@@ -499,7 +505,8 @@ def main(argv: list[str] | None = None) -> int:
         dask = None
         if not args.no_dask:
             print("dask ...", flush=True)
-            dask = dask_scaling(
+            dask = _in_child(
+                "--_dask-child",
                 gravnet,
                 small,
                 args.dask_files,
