@@ -31,3 +31,4 @@ def test_predict_benchmark_writes_its_tables(tmp_path: Path) -> None:
     assert [r["events"] for r in res["memory"]["rows"]] == [20, 40]
     assert res["memory"]["rows"][0]["peak_mib"] > 50
     assert res["dask"]["identical"] and res["dask"]["speedup"] > 0
+    assert 0 < res["dask"]["cpu_ceiling"] < 3
