@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "simulate": ("calo.sim.cli", "main", "simulate overlapping showers into a ROOT file"),
     "train": ("calo.train.cli", "train_main", "train GravNet, GarNet or EdgeConv"),
     "evaluate": ("calo.train.cli", "evaluate_main", "evaluate a run or checkpoint, write plots"),
+    "predict": ("calo.predict.cli", "main", "apply a run to ROOT files (a friend tree)"),
     "export": ("calo.fpga.cli", "export_main", "export a calo-train run for hls4ml"),
 }
 
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     >>> import contextlib, sys
     >>> with contextlib.redirect_stderr(sys.stdout):
     ...     main(["nope"])
-    error: unknown command 'nope'; choose one of ['inspect', 'simulate', 'train', 'evaluate', 'export']
+    error: unknown command 'nope'; choose one of ['inspect', 'simulate', 'train', 'evaluate',
+    'predict', 'export']
     2
     >>> with contextlib.redirect_stderr(sys.stdout):  # runs calo-export
     ...     main(["export", "missing.ckpt", "--out", "x"])
