@@ -75,7 +75,9 @@ from calo.io.summary import SKIP_REASONS
 from calo.reco import ShareCalibration
 from calo.train.checkpoint import read_checkpoint, resolve_checkpoint
 from calo.train.config import TrainConfig
+from calo.train.data import SCHEMA_FILE
 from calo.train.evaluate import load_model
+from calo.train.run import CALIBRATION_FILE
 
 __all__ = [
     "METHODS",
@@ -104,11 +106,8 @@ METHODS: tuple[str, ...] = ("model", "refined", "calibrated")
 #: Choices of ``postprocess``: which of the run's post-processing steps are written.
 POSTPROCESS: tuple[str, ...] = ("none", "refined", "calibrated", "all")
 
-#: The schema a run was trained with, in its folder (written by ``calo-train --schema``).
-SCHEMA_FILE = "schema.yaml"
-
-#: Share calibration of a run folder (as :data:`calo.train.run.CALIBRATION_FILE`).
-_CALIBRATION_FILE = "share_calibration.json"
+#: Share calibration of a run folder.
+_CALIBRATION_FILE = CALIBRATION_FILE
 
 #: Schema fields that prediction does not read (truth, particles, per-event extras): set to
 #: ``None`` so that a file without them, or with them broken, is still predicted.
@@ -126,19 +125,6 @@ _NOT_READ = (
 )
 
 Device = Literal["cpu", "cuda", "auto"] | str
-
-
-def _default_schema() -> Schema:
-    """The schema of calo's own tree layout (what ``calo-simulate`` writes).
-
-    The one place the default is made: switch it to ``Schema.calo()`` once that exists.
-
-    Examples
-    --------
-    >>> _default_schema().tree
-    'events'
-    """
-    return Schema()
 
 
 def resolve_schema(run_dir: str | Path | None, schema: Schema | str | Path | None) -> Schema:
@@ -161,7 +147,7 @@ def resolve_schema(run_dir: str | Path | None, schema: Schema | str | Path | Non
         return Schema.from_yaml(schema)
     if run_dir is not None and (Path(run_dir) / SCHEMA_FILE).is_file():
         return Schema.from_yaml(Path(run_dir) / SCHEMA_FILE)
-    return _default_schema()
+    return Schema.calo()
 
 
 def _hits_only(schema: Schema) -> Schema:
