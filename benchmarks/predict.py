@@ -67,7 +67,7 @@ from calo.io import (  # noqa: E402
 )
 from calo.models import ModelConfig, build_model  # noqa: E402
 from calo.predict import OutputWriter, predict_files, resolve_schema  # noqa: E402
-from calo.predict.predict import cached_predictor  # noqa: E402
+from calo.predict.core import cached_predictor  # noqa: E402
 from calo.reco import ShareCalibration  # noqa: E402
 from calo.train.checkpoint import CHECKPOINT_FORMAT  # noqa: E402
 from calo.train.config import TrainConfig  # noqa: E402
@@ -319,7 +319,7 @@ def _warm_worker(run: str, batch_size: int, path: str) -> None:
     """Load the run into a worker's cache (``cached_predictor``) and predict a few events of
     ``path`` (the first call compiles the numba kNN and allocates), one thread."""
     from calo.predict import predict
-    from calo.predict.predict import cached_predictor as load
+    from calo.predict.core import cached_predictor as load
 
     torch.set_num_threads(1)
     with uproot.open(path) as f:

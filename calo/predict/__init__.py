@@ -4,7 +4,7 @@ entry (a ROOT friend tree), streamed in chunks, serially or on a Dask cluster.
 :func:`predict` returns the predictions of files as an awkward array (for notebooks);
 :func:`predict_files` writes one ``<stem>_pred.root`` per input (the command line's work);
 :class:`Predictor` is a loaded run that predicts one chunk at a time. The output columns and
-the status codes are described in :mod:`calo.predict.predict`, the file layout in
+the status codes are described in :mod:`calo.predict.core`, the file layout in
 :mod:`calo.predict.output`.
 
 Examples
@@ -14,8 +14,7 @@ Examples
 'skipped, negative_energy: negative hit energy'
 """
 
-from calo.predict.output import FORMATS, HIT_COUNTER, OutputWriter, columns_to_array
-from calo.predict.predict import (
+from calo.predict.core import (
     METHODS,
     POSTPROCESS,
     SCHEMA_FILE,
@@ -29,6 +28,7 @@ from calo.predict.predict import (
     predict_files,
     resolve_schema,
 )
+from calo.predict.output import FORMATS, HIT_COUNTER, OutputWriter, columns_to_array
 
 __all__ = [
     "FORMATS",

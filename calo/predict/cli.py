@@ -34,7 +34,7 @@ def _step_size(s: str) -> int | str:
 
 
 def _parser() -> ArgumentParser:
-    from calo.predict.predict import POSTPROCESS, STATUS_DOC
+    from calo.predict.core import POSTPROCESS, STATUS_DOC
 
     codes = "\n".join(f"  {k}  {v}" for k, v in STATUS_DOC.items())
     p = ArgumentParser(
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse(argv)
     if args.workers is not None and args.scheduler is not None:
         raise ConfigError("give either --workers (a local cluster) or --scheduler, not both")
-    from calo.predict.predict import predict_files
+    from calo.predict.core import predict_files
 
     if args.threads is not None:
         if args.threads < 1:
