@@ -318,11 +318,15 @@ def _setup_task(
         edm.setup("fit")
         qat = QuantizationAwareTraining(config.e_pi.qat_epochs, config.trainer.max_epochs)
         return edm, EPiModule(to_dict(config)), [qat]
-    dm = CaloDataModule(config.data, normalization, seed=seed, schema=schema)
+    dm = CaloDataModule(config.data, normalization, seed=seed, schema=schema, task=config.task)
     dm.prepare_data()
     dm.setup("fit")
     config.model.in_features = int(dm.n_features)
     config.model.n_showers = int(dm.n_showers)
+    if config.task == "condensation":
+        from calo.train.condensation_task import CondensationModule
+
+        return dm, CondensationModule(to_dict(config), dm.normalization), []
     return dm, FractionModule(to_dict(config), dm.normalization), []
 
 
@@ -442,6 +446,17 @@ def train(
         extra["qat_start_epoch"] = qat.qat_start
         extra["data"] = {**_e_pi_data_info(dm), **read_counts}
         return _finish_e_pi(model, dm.val_sample, config, out, history, extra, plots, wall_start)
+    if config.task == "condensation":
+        extra["data"] = {
+            "files": dm.files(),
+            "schema": str(out / SCHEMA_FILE),
+            "n_train": len(dm.train_set),
+            "n_val": len(dm.val_set),
+            **read_counts,
+        }
+        return _finish_condensation(
+            model, dm.val_set.data, config, out, history, extra, plots, wall_start, device
+        )
     calibration, calib_info = _fit_calibration(model, dm.train_set.data, config, out, device)
     result = evaluate(
         model,
@@ -535,6 +550,67 @@ def _finish_e_pi(
     print(format_e_pi(result["methods"]))
     print(f"written to {out}")
     return metrics
+
+
+def _finish_condensation(
+    model: torch.nn.Module,
+    events: Any,
+    config: TrainConfig,
+    out: Path,
+    history: dict[str, Any],
+    extra: dict[str, Any],
+    plots: bool,
+    wall_start: float | None = None,
+    device: Any = "cpu",
+) -> dict[str, Any]:
+    """Condensation clusters and CLUE clusters against the truth: metrics.json (methods
+    ``model`` and ``clue``), the printed table and the event displays."""
+    from calo.train.condensation_task import evaluate_condensation, format_condensation
+
+    result = evaluate_condensation(
+        model, events, config.condensation, batch_size=config.data.batch_size, device=device
+    )
+    metrics: dict[str, Any] = {
+        "methods": result["methods"],
+        "settings": {
+            "clustering": to_dict(config.condensation.clustering),
+            "clue": to_dict(config.condensation.clue),
+            "clue_space": config.condensation.clue_space,
+            "matching": to_dict(config.condensation.matching),
+        },
+        "history": history,
+        "environment": _environment(),
+        **extra,
+    }
+    if wall_start is not None:
+        metrics["wall_seconds_before_plots"] = time.perf_counter() - wall_start
+    write_metrics(out, metrics)
+    if plots:
+        _condensation_plots(out / "plots", result, history)
+    print(f"\n{config.model.name} + condensation on {len(events)} events, against CLUE")
+    print(format_condensation(result["methods"]))
+    print(f"written to {out}")
+    return metrics
+
+
+def _condensation_plots(folder: Path, result: dict[str, Any], history: dict[str, Any]) -> None:
+    """Event displays coloured by truth, model and CLUE clusters (first events)."""
+    from calo.plots.clusters import cluster_display
+
+    folder.mkdir(parents=True, exist_ok=True)
+    batch = result["batch"]
+    for ev in range(min(3, int(batch.max()) + 1 if batch.size else 0)):
+        sel = batch == ev
+        cluster_display(
+            result["pos"][sel],
+            result["energy"][sel],
+            {
+                "truth": result["particle"][sel],
+                "model": result["labels"]["model"][sel],
+                "CLUE": result["labels"]["clue"][sel],
+            },
+            folder / f"clusters_event{ev}.png",
+        )
 
 
 def _fit_calibration(
