@@ -61,17 +61,28 @@ METRIC_KEYS = ("efficiency", "fake_rate", "merge_rate", "split_rate")
 def hit_particles(data: Any) -> Tensor:
     """``[N]`` truth particle of every hit (column of ``y``), -1 for noise.
 
-    ``Data.truth_index`` when present, else the column of the largest truth fraction, -1
-    where no fraction is above 0 or ``Data.noise`` is set.
+    ``Data.truth_index`` when present (in a batch, less the hit offset torch_geometric adds to
+    it), else the column of the largest truth fraction, -1 where no fraction is above 0 or
+    ``Data.noise`` is set.
 
     Examples
     --------
     >>> d = Data(y=torch.tensor([[0.2, 0.8], [0.0, 0.0], [1.0, 0.0]]))
     >>> hit_particles(d).tolist()
     [1, -1, 0]
+    >>> from torch_geometric.data import Batch
+    >>> b = Batch.from_data_list([Data(truth_index=torch.tensor([0, -1, 1]), num_nodes=3),
+    ...                           Data(truth_index=torch.tensor([-1, 0]), num_nodes=2)])
+    >>> b.truth_index.tolist(), hit_particles(b).tolist()
+    ([0, -1, 1, 2, 3], [0, -1, 1, -1, 0])
     """
     tidx = getattr(data, "truth_index", None)
     if tidx is not None:
+        # torch_geometric's collate adds the hit offset of every event to attributes whose
+        # name holds "index"; undo it with the increments the batch recorded
+        inc = getattr(data, "_inc_dict", None) or {}
+        if "truth_index" in inc and getattr(data, "batch", None) is not None:
+            tidx = tidx - inc["truth_index"].to(tidx.device)[data.batch]
         return tidx.long().clamp(min=-1)
     y = data.y
     if y is None or y.dim() != 2:

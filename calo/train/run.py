@@ -613,6 +613,39 @@ def _condensation_plots(folder: Path, result: dict[str, Any], history: dict[str,
         )
 
 
+def _evaluate_condensation_run(
+    model: torch.nn.Module,
+    cfg: TrainConfig,
+    ckpt: Path,
+    history: dict[str, Any],
+    files: list[str] | None,
+    out: Path,
+    plots: bool,
+    schema: Schema,
+    schema_source: str,
+    normalization: dict[str, Any],
+) -> dict[str, Any]:
+    """calo-evaluate of a condensation run: its validation events, or all events of
+    ``files``, clustered by the model and by CLUE (:func:`_finish_condensation`)."""
+    from calo.io import HitDataset
+
+    if files:
+        ds = HitDataset(list(files), schema=schema, normalization=normalization)
+        events, summary, used_files = ds.data, ds.summary, list(files)
+    else:
+        dm = CaloDataModule(cfg.data, normalization, schema=schema, task=cfg.task)
+        dm.setup()
+        events, summary, used_files = dm.val_set.data, dm.read_summary, dm.files()
+    read_counts = report_read(out, summary, "calo-evaluate")
+    extra = {
+        "model": cfg.model_name,
+        "task": cfg.task,
+        "checkpoint": str(ckpt),
+        "data": {"files": used_files, "schema": schema_source, **read_counts},
+    }
+    return _finish_condensation(model, events, cfg, out, history, extra, plots)
+
+
 def _fit_calibration(
     model: torch.nn.Module, events: Any, config: TrainConfig, out: Path, device: Any
 ) -> tuple[ShareCalibration | None, dict[str, Any]]:
@@ -691,6 +724,9 @@ def evaluate_run(
     if cfg.task == "e_pi":
         return _evaluate_e_pi_run(model, cfg, ckpt, history, files, out, plots, used,
                                   schema_source)  # fmt: skip
+    if cfg.task == "condensation":
+        return _evaluate_condensation_run(model, cfg, ckpt, history, files, out, plots, used,
+                                          schema_source, normalization)  # fmt: skip
     if files:
         dm = CaloDataModule(DataConfig(files=list(files)), normalization, schema=used)
         ds = HitDataset(dm.files(), schema=used, normalization=normalization)
