@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,7 +41,7 @@ from calo.errors import DataError
 from calo.models import CondensationModel
 from calo.reco.clue import clue
 from calo.reco.condensation import cluster_energies, condensation_clusters
-from calo.reco.matching import match_clusters, matching_summary
+from calo.reco.matching import MatchResult, match_clusters, matching_summary
 from calo.train.condensation import condensation_loss, energy_correction_loss
 from calo.train.config import CondensationTaskConfig
 from calo.train.module import CaloModule
@@ -52,6 +53,7 @@ __all__ = [
     "format_condensation",
     "hit_particles",
     "hit_targets",
+    "match_all",
 ]
 
 #: the summary numbers of each method that the table prints
@@ -189,6 +191,60 @@ class CondensationModule(CaloModule):
         return terms["total"], int(data.num_graphs)
 
 
+def match_all(
+    labels: np.ndarray,
+    particle: np.ndarray,
+    energy: np.ndarray,
+    batch: np.ndarray,
+    **kwargs: Any,
+) -> MatchResult:
+    """:func:`calo.reco.matching.match_clusters`, also for events with particles but no
+    cluster (which it cannot take: an IndexError in calo 0.x): their particles are matched
+    separately as unfound (no match, IoU 0, not merged, not split) and merged back in.
+
+    Examples
+    --------
+    >>> m = match_all(np.array([-1, -1, 0]), np.array([0, 0, 0]), np.ones(3), np.array([0, 0, 1]))
+    >>> m.particle_match.tolist(), m.n_pred.tolist(), m.n_true.tolist()
+    ([-1, 0], [0, 1], [1, 1])
+    """
+    n_ev = int(batch.max()) + 1 if batch.size else 0
+    has_cluster = np.zeros(n_ev, bool)
+    has_cluster[batch[labels >= 0]] = True
+    has_particle = np.zeros(n_ev, bool)
+    has_particle[batch[particle >= 0]] = True
+    empty = (~has_cluster & has_particle)[batch]
+    if not empty.any():
+        return match_clusters(labels, particle, energy, batch, **kwargs)
+    m = match_clusters(labels, np.where(empty, -1, particle), energy, batch, **kwargs)
+    only = np.where(empty, particle, -1)
+    kw = {k: v for k, v in kwargs.items() if k != "cluster_energy"}
+    p = match_clusters(only, only, energy, batch, **kw)  # energies and distances of the unfound
+    order = np.lexsort(
+        (np.concatenate([m.particle_id, p.particle_id]),
+         np.concatenate([m.particle_event, p.particle_event]))
+    )  # fmt: skip
+    n_p = p.particle_id.size
+
+    def cat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.concatenate([a, b])[order]
+
+    return dataclasses.replace(
+        m,
+        particle_event=cat(m.particle_event, p.particle_event),
+        particle_id=cat(m.particle_id, p.particle_id),
+        particle_energy=cat(m.particle_energy, p.particle_energy),
+        particle_deposited=cat(m.particle_deposited, p.particle_deposited),
+        particle_match=cat(m.particle_match, np.full(n_p, -1)),
+        particle_iou=cat(m.particle_iou, np.zeros(n_p)),
+        response=cat(m.response, np.full(n_p, np.nan)),
+        merged=cat(m.merged, np.zeros(n_p, bool)),
+        split=cat(m.split, np.zeros(n_p, bool)),
+        nearest_distance=cat(m.nearest_distance, p.nearest_distance),
+        n_true=m.n_true + np.pad(p.n_true, (0, n_ev - p.n_true.size)),
+    )
+
+
 def _clue_coords(data: Any, space: str) -> np.ndarray:
     pos = data.pos.detach().cpu().numpy().astype(np.float64)
     return pos[:, :2] if space == "xy" else pos
@@ -258,7 +314,7 @@ def evaluate_condensation(
     methods = {}
     labels = {"model": cl.labels, "clue": clue_labels}
     for name, lab in labels.items():
-        m = match_clusters(
+        m = match_all(
             lab, a["particle"], energy, a["batch"],
             cluster_energy=e_model if name == "model" else None,
             true_energy=true_e, coords=a["pos"].astype(np.float64), config=cfg.matching,

@@ -137,7 +137,8 @@ def test_table() -> None:
 
 def _random_efficiency(result: dict, seed: int = 0) -> float:
     """Efficiency of random labels with the model's number of clusters in every event."""
-    from calo.reco.matching import match_clusters, matching_summary
+    from calo.reco.matching import matching_summary
+    from calo.train.condensation_task import match_all
 
     rng = np.random.default_rng(seed)
     lab, batch = result["labels"]["model"], result["batch"]
@@ -147,7 +148,7 @@ def _random_efficiency(result: dict, seed: int = 0) -> float:
         n = int(lab[sel].max()) + 1
         if n > 0:
             rand[sel] = rng.integers(0, n, int(sel.sum()))
-    m = match_clusters(rand, result["particle"], result["energy"], batch)
+    m = match_all(rand, result["particle"], result["energy"], batch)
     return float(matching_summary(m)["efficiency"])
 
 
@@ -185,3 +186,32 @@ def test_train_and_evaluate_condensation_beats_random(tmp_path: Path, capsys) ->
     assert evaluate_main([str(run), "--no-plots"]) == 0
     again = json.loads((run / "evaluation" / "metrics.json").read_text())
     assert again["methods"]["model"]["efficiency"] == pytest.approx(model_eff)
+
+
+def test_match_all_counts_events_without_clusters() -> None:
+    from calo.reco.matching import match_clusters, matching_summary
+    from calo.train.condensation_task import match_all
+
+    rng = np.random.default_rng(0)
+    particle = rng.integers(-1, 3, 60)
+    batch = np.repeat(np.arange(3), 20)
+    energy = rng.uniform(0.1, 1.0, 60)
+    labels = np.where(rng.random(60) < 0.8, particle, -1)
+    a, b = (
+        match_all(labels, particle, energy, batch),
+        match_clusters(labels, particle, energy, batch),
+    )
+    for field in ("particle_id", "particle_match", "particle_iou", "n_pred", "n_true"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    # event 1 without any cluster: its 3 particles are unfound, the others unchanged
+    labels[batch == 1] = -1
+    m = match_all(labels, particle, energy, batch)
+    assert m.n_true.tolist() == [3, 3, 3] and m.n_pred.tolist() == [b.n_pred[0], 0, b.n_pred[2]]
+    assert m.particle_event.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert m.particle_match[3:6].tolist() == [-1, -1, -1]
+    kept = b.particle_event != 1
+    np.testing.assert_array_equal(
+        m.particle_iou[m.particle_event != 1], b.particle_iou[kept]
+    )  # same matches elsewhere (cluster rows renumbered)
+    s = matching_summary(m)
+    assert s["efficiency"] == pytest.approx(int((b.particle_match[kept] >= 0).sum()) / 9)
