@@ -186,6 +186,18 @@ def test_train_and_evaluate_condensation_beats_random(tmp_path: Path, capsys) ->
     assert evaluate_main([str(run), "--no-plots"]) == 0
     again = json.loads((run / "evaluation" / "metrics.json").read_text())
     assert again["methods"]["model"]["efficiency"] == pytest.approx(model_eff)
+    # and on new files (the run's schema, its normalisation), with the cluster displays
+    from calo.sim import SimConfig
+    from calo.sim.writer import write_root
+
+    other = tmp_path / "other.root"
+    write_root(other, apply_overrides(SimConfig(), list(CONDENSATION_OVERRIDES)), n_events=20,
+               seed=99, progress=False, write_config=False)  # fmt: skip
+    assert evaluate_main([str(run), "--data", str(other), "--out", str(tmp_path / "ev")]) == 0
+    new = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert new["data"]["files"] == [str(other)] and new["methods"]["clue"]["n_particles"] > 20
+    assert new["methods"]["model"]["efficiency"] > 0.0
+    assert (tmp_path / "ev" / "plots" / "clusters_event0.png").is_file()
 
 
 def test_match_all_counts_events_without_clusters() -> None:
