@@ -162,7 +162,7 @@ def test_train_and_evaluate_condensation_beats_random(tmp_path: Path, capsys) ->
     run = tmp_path / "run"
     args = [
         "--task", "condensation", "--out", str(run), "--no-plots",
-        f"data.cache_dir={tmp_path / 'cache'}", "data.n_events=240", "trainer.max_epochs=4",
+        f"data.cache_dir={tmp_path / 'cache'}", "data.n_events=400", "trainer.max_epochs=4",
         "trainer.progress_bar=false", "model.gravnet.n_blocks=2", "model.gravnet.k=16",
     ]  # fmt: skip
     assert train_main(args) == 0
@@ -181,7 +181,7 @@ def test_train_and_evaluate_condensation_beats_random(tmp_path: Path, capsys) ->
     assert result["methods"]["model"]["efficiency"] == pytest.approx(model_eff)
     random_eff = _random_efficiency(result)
     print(f"efficiency model {model_eff:.3f}, random {random_eff:.3f}")
-    assert model_eff > random_eff + 0.1
+    assert model_eff > random_eff + 0.25  # measured 0.573 against 0.080
     # calo-evaluate on the run's validation events gives the same numbers
     assert evaluate_main([str(run), "--no-plots"]) == 0
     again = json.loads((run / "evaluation" / "metrics.json").read_text())
