@@ -2,7 +2,8 @@
 
 :class:`GravNetModel`, :class:`GarNetModel` and :class:`DGCNNModel` map a torch_geometric
 batch (``x [N, F]``, ``batch [N]``) to fractions ``[N, K]`` that sum to one per hit;
-:func:`build_model` makes one from a :class:`ModelConfig`.
+:func:`build_model` makes one from a :class:`ModelConfig`. :class:`CondensationModel` puts an
+object-condensation head on the same backbones (their ``features`` method).
 
 Examples
 --------
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from calo.models.condensation import CondensationHead, CondensationModel, CondensationOutput
 from calo.models.config import (
+    CondensationHeadConfig,
     EdgeConvModelConfig,
     GarNetModelConfig,
     GravNetModelConfig,
@@ -28,6 +31,10 @@ from calo.models.garnet import GarNetModel
 from calo.models.gravnet import GravNetModel
 
 __all__ = [
+    "CondensationHead",
+    "CondensationHeadConfig",
+    "CondensationModel",
+    "CondensationOutput",
     "DGCNNModel",
     "EdgeConvModelConfig",
     "GarNetModel",

@@ -20,7 +20,13 @@ from typing import Literal
 
 from calo.errors import ConfigError
 
-__all__ = ["EdgeConvModelConfig", "GarNetModelConfig", "GravNetModelConfig", "ModelConfig"]
+__all__ = [
+    "CondensationHeadConfig",
+    "EdgeConvModelConfig",
+    "GarNetModelConfig",
+    "GravNetModelConfig",
+    "ModelConfig",
+]
 
 
 def _positive(obj: object, *names: str) -> None:
@@ -154,6 +160,41 @@ class EdgeConvModelConfig:
 
 
 @dataclass
+class CondensationHeadConfig:
+    """The object-condensation head on a backbone (:class:`~calo.models.CondensationModel`).
+
+    The backbone's per-hit features -> Dense(d, relu) for d in ``hidden`` -> Dense(1 + D + 1
+    [+ 2]): the condensation weight beta = sigmoid(.), ``coord_dims`` (D) clustering
+    coordinates, the energy correction factor (``correction``: ``softplus`` or ``exp``, both
+    1 at a zero output) and, with ``position``, a 2-d offset of the particle's impact point
+    from the hit (x, y) in units of ``position_scale`` cm.
+
+    Examples
+    --------
+    >>> CondensationHeadConfig().coord_dims
+    2
+    """
+
+    coord_dims: int = 2
+    hidden: tuple[int, ...] = (64, 64)
+    correction: Literal["softplus", "exp"] = "softplus"
+    position: bool = False
+    position_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.hidden = tuple(self.hidden)
+        _positive(self, "coord_dims", "hidden")
+        if self.correction not in ("softplus", "exp"):
+            raise ConfigError(
+                f"model.condensation.correction must be softplus or exp, got {self.correction!r}"
+            )
+        if not self.position_scale > 0:
+            raise ConfigError(
+                f"model.condensation.position_scale must be > 0, got {self.position_scale}"
+            )
+
+
+@dataclass
 class ModelConfig:
     """Which architecture, its sizes, and the numbers of input features and showers.
 
@@ -165,6 +206,8 @@ class ModelConfig:
         Number of hit features F of ``Data.x`` (set from the data by the trainer).
     n_showers:
         Number of output fractions K (set from the data by the trainer).
+    condensation:
+        The condensation head that replaces the fraction head for ``task=condensation``.
 
     Examples
     --------
@@ -178,6 +221,7 @@ class ModelConfig:
     gravnet: GravNetModelConfig = field(default_factory=GravNetModelConfig)
     garnet: GarNetModelConfig = field(default_factory=GarNetModelConfig)
     edgeconv: EdgeConvModelConfig = field(default_factory=EdgeConvModelConfig)
+    condensation: CondensationHeadConfig = field(default_factory=CondensationHeadConfig)
 
     def __post_init__(self) -> None:
         if self.name not in ("gravnet", "garnet", "edgeconv"):

@@ -87,8 +87,14 @@ class DGCNNModel(nn.Module):
                 c = cfg.exchange
         self.head = FractionHead(c, (cfg.head, cfg.bottleneck), ("relu", "linear"), n_showers)
 
-    def forward(self, data_or_x: object, batch: Tensor | None = None) -> Tensor:
-        """Fractions ``[N, K]`` from a torch_geometric batch or from ``(x [N, F], batch [N])``."""
+    @property
+    def feature_channels(self) -> int:
+        """Width of :meth:`features` (the head's input)."""
+        return self.config.edge_mlp[-1]  # the last block has no exchange layer
+
+    def features(self, data_or_x: object, batch: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The backbone's per-hit features ``[N, feature_channels]`` and ``batch``: what the
+        fraction head or a condensation head reads."""
         h, batch = unpack_input(data_or_x, batch)
         h = self.input(h)
         for b, conv in enumerate(self.convs):
@@ -96,7 +102,11 @@ class DGCNNModel(nn.Module):
             h = self.norms[b](conv(h, edge_index))
             if b < len(self.exchange):
                 h = self.exchange[b](concat_event_mean(h, batch))
-        return self.head(h)
+        return h, batch
+
+    def forward(self, data_or_x: object, batch: Tensor | None = None) -> Tensor:
+        """Fractions ``[N, K]`` from a torch_geometric batch or from ``(x [N, F], batch [N])``."""
+        return self.head(self.features(data_or_x, batch)[0])
 
     def __repr__(self) -> str:
         c = self.config

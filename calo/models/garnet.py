@@ -87,6 +87,23 @@ class GarNetModel(nn.Module):
             n_showers,
         )
 
+    @property
+    def feature_channels(self) -> int:
+        """Width of :meth:`features` (the head's input)."""
+        return self.config.n_blocks * self.config.out_channels
+
+    def features(self, data_or_x: object, batch: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The backbone's per-hit features ``[N, feature_channels]`` (the concatenated block
+        outputs) and ``batch``: what a condensation head reads (:meth:`forward` applies the
+        fraction head block by block instead, without forming the concatenation)."""
+        h, batch = unpack_input(data_or_x, batch)
+        h = self.input(h)
+        outs = []
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            h = norm(torch.tanh(conv(h, batch)))
+            outs.append(h)
+        return torch.cat(outs, dim=1), batch
+
     def forward(self, data_or_x: object, batch: Tensor | None = None) -> Tensor:
         """Fractions ``[N, K]`` from a torch_geometric batch or from ``(x [N, F], batch [N])``."""
         h, batch = unpack_input(data_or_x, batch)

@@ -88,15 +88,25 @@ class GravNetModel(nn.Module):
             cfg.n_blocks * cfg.out_channels, (cfg.head, cfg.bottleneck), ("relu", "relu"), n_showers
         )
 
-    def forward(self, data_or_x: object, batch: Tensor | None = None) -> Tensor:
-        """Fractions ``[N, K]`` from a torch_geometric batch or from ``(x [N, F], batch [N])``."""
+    @property
+    def feature_channels(self) -> int:
+        """Width of :meth:`features` (the head's input)."""
+        return self.config.n_blocks * self.config.out_channels
+
+    def features(self, data_or_x: object, batch: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The backbone's per-hit features ``[N, feature_channels]`` (the concatenated block
+        outputs) and ``batch``: what the fraction head or a condensation head reads."""
         h, batch = unpack_input(data_or_x, batch)
         outs = []
         for dense, conv, norm in zip(self.dense, self.convs, self.norms, strict=True):
             h = dense(concat_event_mean(h, batch))
             h = norm(torch.tanh(conv(h, batch)))
             outs.append(h)
-        return self.head(torch.cat(outs, dim=1))
+        return torch.cat(outs, dim=1), batch
+
+    def forward(self, data_or_x: object, batch: Tensor | None = None) -> Tensor:
+        """Fractions ``[N, K]`` from a torch_geometric batch or from ``(x [N, F], batch [N])``."""
+        return self.head(self.features(data_or_x, batch)[0])
 
     def __repr__(self) -> str:
         c = self.config

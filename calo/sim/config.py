@@ -58,7 +58,8 @@ class GunConfig:
     Parameters
     ----------
     n_particles:
-        Particles per event (all events of a file have the same number).
+        Particles per event with ``multiplicity="fixed"`` (all events of a file have the same
+        number).
     pdg:
         PDG ids drawn uniformly for every particle.
     energy:
@@ -71,11 +72,31 @@ class GunConfig:
         ``separation_scale`` (truncated at ``separation_max``).
     max_angle:
         Polar angle of incidence drawn uniformly in cos(theta) over ``[0, max_angle]`` (rad).
+    multiplicity:
+        ``fixed`` (``n_particles`` per event, placed with ``separation``) or ``poisson``: the
+        number of particles of an event is Poisson with mean ``mean_particles``, clipped to
+        ``[min_particles, max_particles]``, and the particles are placed with the overlap
+        settings below (``separation`` is then unused). The file has ``max_particles``
+        truth-fraction columns; the columns of absent particles are 0.
+    mean_particles, min_particles, max_particles:
+        The Poisson mean and the bounds of the number of particles (``poisson`` only).
+    overlap_fraction:
+        ``poisson`` only: every particle after the first overlaps, with this probability, a
+        particle placed before it (chosen uniformly): its impact point lies uniformly in a disc
+        of radius ``overlap_distance`` (cm) around that particle's. Otherwise it is placed
+        uniformly in ``[-spread_half_width, spread_half_width]^2`` at least
+        ``overlap_distance`` from every particle before it (up to 100 draws; the last is kept).
+    overlap_distance:
+        The overlap radius (cm); 2 cm is about two Moliere radii of the default detector.
+    spread_half_width:
+        Half width (cm) of the square in which non-overlapping particles land (``poisson``).
 
     Examples
     --------
     >>> GunConfig(n_particles=1).n_particles
     1
+    >>> GunConfig(multiplicity="poisson").max_particles
+    10
     """
 
     n_particles: int = 2
@@ -86,6 +107,24 @@ class GunConfig:
     separation_max: float = 10.0
     separation_scale: float = 3.0
     max_angle: float = 0.05
+    multiplicity: Literal["fixed", "poisson"] = "fixed"
+    mean_particles: float = 4.0
+    min_particles: int = 1
+    max_particles: int = 10
+    overlap_fraction: float = 0.3
+    overlap_distance: float = 2.0
+    spread_half_width: float = 10.0
+
+    @property
+    def max_count(self) -> int:
+        """The most particles an event can have (the number of truth-fraction columns).
+
+        Examples
+        --------
+        >>> GunConfig().max_count, GunConfig(multiplicity="poisson", max_particles=6).max_count
+        (2, 6)
+        """
+        return self.n_particles if self.multiplicity == "fixed" else self.max_particles
 
 
 @dataclass
@@ -202,6 +241,23 @@ class SimConfig:
         g = self.gun
         if g.n_particles < 1:
             raise ConfigError(f"gun.n_particles must be >= 1, got {g.n_particles}")
+        if g.multiplicity == "poisson":
+            if not 1 <= g.min_particles <= g.max_particles:
+                raise ConfigError(
+                    "gun.min_particles and gun.max_particles need 1 <= min <= max, got "
+                    f"{g.min_particles}, {g.max_particles}"
+                )
+            if g.mean_particles <= 0:
+                raise ConfigError(f"gun.mean_particles must be > 0, got {g.mean_particles}")
+            if not 0 <= g.overlap_fraction <= 1:
+                raise ConfigError(
+                    f"gun.overlap_fraction must be in [0, 1], got {g.overlap_fraction}"
+                )
+            if g.overlap_distance <= 0 or g.spread_half_width < 0:
+                raise ConfigError(
+                    "gun.overlap_distance must be > 0 and gun.spread_half_width >= 0, got "
+                    f"{g.overlap_distance}, {g.spread_half_width}"
+                )
         if not g.pdg:
             raise ConfigError("gun.pdg must name at least one particle")
         bad = [p for p in g.pdg if p not in ALLOWED_PDG]

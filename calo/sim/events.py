@@ -2,7 +2,11 @@
 
 Per event the gun shoots ``K = gun.n_particles`` particles (the first uniformly in a square
 around the centre of the face, every other one at a distance d from it, d drawn from the
-configured separation distribution, in a uniform direction). Every particle's deposits are
+configured separation distribution, in a uniform direction), or with
+``gun.multiplicity="poisson"`` a Poisson number of particles (clipped to
+``[min_particles, max_particles]``) of which a chosen share overlaps an earlier one
+(:class:`calo.sim.config.GunConfig`); the truth then has ``max_particles`` fraction columns,
+0 for the particles an event does not have. Every particle's deposits are
 summed per cell (``E_ik``); background deposits (random soft hits, soft photon showers) are
 summed separately (``B_i``); every cell of the calorimeter gets Gaussian noise ``n_i``. A cell
 becomes a hit when ``E_i = sum_k E_ik + B_i + n_i > threshold``. Its truth fractions are
@@ -18,7 +22,7 @@ background settings leaves the particles' showers unchanged.
 
 Examples
 --------
->>> from calo.sim.config import SimConfig
+>>> from calo.sim.config import GunConfig, SimConfig
 >>> ev = generate(SimConfig(), 3, seed=1)
 >>> ev.fields
 ['event', 'hit', 'particle']
@@ -35,7 +39,7 @@ import numpy as np
 
 from calo.errors import ConfigError, DataError
 from calo.geometry import Geometry
-from calo.sim.config import SimConfig
+from calo.sim.config import GunConfig, SimConfig
 from calo.sim.showers import Showers, Spots, em_longitudinal, hadron_showers, spots_for
 
 __all__ = ["BLOCK", "generate", "generate_arrays", "load_geometry", "to_awkward"]
@@ -80,22 +84,29 @@ def _block(cfg: SimConfig, geo: Geometry, seed: int, b: int) -> dict[str, np.nda
     rng = np.random.default_rng(ss_sig)
     rng_bg = np.random.default_rng(ss_bg)
     rng_noise = np.random.default_rng(ss_noise)
-    K = cfg.gun.n_particles
-    B = BLOCK
-    P = B * K
     g = cfg.gun
+    B = BLOCK
+    K = g.max_count
+    if g.multiplicity == "fixed":
+        counts = np.full(B, K, dtype=np.int64)
+    else:
+        counts = np.clip(rng.poisson(g.mean_particles, B), g.min_particles, g.max_particles)
+    P = int(counts.sum())
     # --- particles
     pdg = np.asarray(g.pdg, dtype=np.int64)[rng.integers(0, len(g.pdg), P)]
     energy = _draw_energy(rng, cfg, P)
-    first = rng.uniform(-g.impact_half_width, g.impact_half_width, (B, 2))
-    if g.separation == "uniform":
-        dist = rng.uniform(0.0, g.separation_max, (B, K))
+    if g.multiplicity == "fixed":
+        first = rng.uniform(-g.impact_half_width, g.impact_half_width, (B, 2))
+        if g.separation == "uniform":
+            dist = rng.uniform(0.0, g.separation_max, (B, K))
+        else:
+            dist = np.minimum(rng.exponential(g.separation_scale, (B, K)), g.separation_max)
+        ang = rng.uniform(0.0, 2 * np.pi, (B, K))
+        dist[:, 0] = 0.0
+        px = (first[:, :1] + dist * np.cos(ang)).ravel()
+        py = (first[:, 1:] + dist * np.sin(ang)).ravel()
     else:
-        dist = np.minimum(rng.exponential(g.separation_scale, (B, K)), g.separation_max)
-    ang = rng.uniform(0.0, 2 * np.pi, (B, K))
-    dist[:, 0] = 0.0
-    px = (first[:, :1] + dist * np.cos(ang)).ravel()
-    py = (first[:, 1:] + dist * np.sin(ang)).ravel()
+        px, py = _place_overlapping(rng, g, counts)
     cos_t = 1.0 - rng.random(P) * (1.0 - np.cos(g.max_angle))
     sin_t = np.sqrt(1.0 - cos_t**2)
     phi = rng.uniform(0.0, 2 * np.pi, P)
@@ -185,7 +196,13 @@ def _block(cfg: SimConfig, geo: Geometry, seed: int, b: int) -> dict[str, np.nda
         ev = np.repeat(np.arange(B), n_bh)
         cells = rng_bg.integers(0, N, len(ev))
         np.add.at(background, (ev, cells), rng_bg.exponential(bg.hit_energy, len(ev)))
-    per_particle = dep[:P].reshape(B, K, N) * scale
+    if g.multiplicity == "fixed":
+        per_particle = dep[:P].reshape(B, K, N) * scale
+    else:  # particle p is column p - first[event] of its event; absent columns stay 0
+        per_particle = np.zeros((B, K, N))
+        ev_p = np.repeat(np.arange(B), counts)
+        col_p = np.arange(P) - np.repeat(np.cumsum(counts) - counts, counts)
+        per_particle[ev_p, col_p] = dep[:P] * scale
     background = background * scale
     signal = per_particle.sum(axis=1)
     reco = signal + background
@@ -198,8 +215,10 @@ def _block(cfg: SimConfig, geo: Geometry, seed: int, b: int) -> dict[str, np.nda
     frac = per_particle[ev_i, :, cell_i] / np.where(noise_flag, 1.0, sig)[:, None]
     frac[noise_flag] = 0.0
     truth = np.where(noise_flag, -1, np.argmax(frac, axis=1))
+    deposited = per_particle.sum(axis=2)[np.arange(K)[None, :] < counts[:, None]]
     return {
         "nhit": hit.sum(axis=1).astype(np.int64),
+        "npart": counts,
         "cell_row": cell_i,
         "energy": reco[ev_i, cell_i],
         "noise": noise_flag,
@@ -212,19 +231,48 @@ def _block(cfg: SimConfig, geo: Geometry, seed: int, b: int) -> dict[str, np.nda
         "dirx": dirx,
         "diry": diry,
         "dirz": cos_t,
-        "deposited": per_particle.sum(axis=2).ravel(),
+        "deposited": deposited,
     }
 
 
-def _slice_block(d: dict[str, np.ndarray], lo: int, hi: int, K: int) -> dict[str, np.ndarray]:
+def _place_overlapping(
+    rng: np.random.Generator, g: GunConfig, counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Impact points of the ``poisson`` multiplicity (see :class:`calo.sim.config.GunConfig`):
+    each particle after the first overlaps a random earlier one with probability
+    ``overlap_fraction``, else it lands at least ``overlap_distance`` from all earlier ones."""
+    w, r = g.spread_half_width, g.overlap_distance
+    xs, ys = [], []
+    for n in counts:
+        pts = np.empty((int(n), 2))
+        pts[0] = rng.uniform(-w, w, 2)
+        for j in range(1, int(n)):
+            if rng.random() < g.overlap_fraction:
+                host = pts[rng.integers(0, j)]
+                rad = r * np.sqrt(rng.random())
+                phi = rng.uniform(0.0, 2 * np.pi)
+                pts[j] = host + rad * np.array([np.cos(phi), np.sin(phi)])
+            else:
+                for _ in range(100):
+                    pts[j] = rng.uniform(-w, w, 2)
+                    if np.min(np.hypot(*(pts[:j] - pts[j]).T)) >= r:
+                        break
+        xs.append(pts[:, 0])
+        ys.append(pts[:, 1])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _slice_block(d: dict[str, np.ndarray], lo: int, hi: int) -> dict[str, np.ndarray]:
     """Events ``lo:hi`` of a block's arrays."""
     offs = np.concatenate([[0], np.cumsum(d["nhit"])])
     h0, h1 = offs[lo], offs[hi]
-    out = {"nhit": d["nhit"][lo:hi]}
+    poffs = np.concatenate([[0], np.cumsum(d["npart"])])
+    p0, p1 = poffs[lo], poffs[hi]
+    out = {"nhit": d["nhit"][lo:hi], "npart": d["npart"][lo:hi]}
     for k in ("cell_row", "energy", "noise", "frac", "truth"):
         out[k] = d[k][h0:h1]
     for k in ("pdg", "p_energy", "p_x", "p_y", "dirx", "diry", "dirz", "deposited"):
-        out[k] = d[k][lo * K : hi * K]
+        out[k] = d[k][p0:p1]
     return out
 
 
@@ -251,7 +299,7 @@ def generate_arrays(
             "cell ids must fit in int32 (branch hit_cell of docs/data_format.md); renumber the cells",
             file=geo.source,
         )
-    K = config.gun.n_particles
+    K = config.gun.max_count
     pieces = []
     stop = start + n_events
     b = start // BLOCK
@@ -264,10 +312,10 @@ def generate_arrays(
                 _cache.update(b=b, d=d)
         lo = max(start - b * BLOCK, 0)
         hi = min(stop - b * BLOCK, BLOCK)
-        pieces.append(_slice_block(d, lo, hi, K))
+        pieces.append(_slice_block(d, lo, hi))
         b += 1
     if not pieces:
-        pieces.append(_slice_block(_block(config, geo, int(seed), 0), 0, 0, K))
+        pieces.append(_slice_block(_block(config, geo, int(seed), 0), 0, 0))
     out = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
     out["event"] = np.arange(start, stop, dtype=np.int64)
     out["cell"] = geo.id[out["cell_row"]]
@@ -319,7 +367,8 @@ def to_awkward(d: dict[str, np.ndarray], geometry: Geometry | str = "default") -
     }
     n_ev = len(d["nhit"])
     hits = ak.unflatten(ak.zip(hit), d["nhit"])
-    parts = ak.unflatten(ak.zip(particle), np.full(n_ev, K, dtype=np.int64))
+    npart = d["npart"] if "npart" in d else np.full(n_ev, K, dtype=np.int64)
+    parts = ak.unflatten(ak.zip(particle), npart)
     return ak.zip(
         {"event": d["event"].astype(np.int64), "hit": hits, "particle": parts}, depth_limit=1
     )

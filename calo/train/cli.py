@@ -42,17 +42,19 @@ def _train_parser() -> ArgumentParser:
         prog="calo-train",
         description="Train GravNet/GarNet/DGCNN energy-fraction models (default: GravNet on the "
         "built-in simulated two-shower events), or with --task e_pi the FPGA paper's "
-        "quantization-aware GarNet on electrons and pions.",
+        "quantization-aware GarNet on electrons and pions, or with --task condensation any "
+        "number of particles by object condensation on the --model backbone, against CLUE.",
         epilog=fields_epilog(TrainConfig(), "TrainConfig"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", type=Path, help="YAML file with TrainConfig fields")
     p.add_argument(
         "--task",
-        choices=("fractions", "e_pi"),
+        choices=("fractions", "e_pi", "condensation"),
         help="fractions (default): per-hit energy fractions of overlapping showers; e_pi: the "
         "FPGA paper's electron/pion classification and energy regression with the "
-        "quantization-aware GarNet qgarnet (same as task=...)",
+        "quantization-aware GarNet qgarnet; condensation: 1-10 particles per event by object "
+        "condensation, compared with CLUE (same as task=...)",
     )
     p.add_argument(
         "--model",
@@ -92,8 +94,8 @@ def train_main(argv: list[str] | None = None) -> int:
         overrides.append("task=e_pi")
     elif args.model:
         overrides.append(f"model.name={args.model}")
-    if args.task == "fractions":
-        overrides.append("task=fractions")
+    if args.task in ("fractions", "condensation"):
+        overrides.append(f"task={args.task}")
     if args.devices:
         overrides.append(f"trainer.devices={args.devices}")
     if args.accelerator:

@@ -20,9 +20,16 @@ from typing import Literal
 from calo.errors import ConfigError
 from calo.fpga.garnet import PAPER_SUBLAYERS, GarNetFixedConfig
 from calo.models.config import GravNetModelConfig, ModelConfig
-from calo.reco.config import BaselineConfig, CalibrationConfig
+from calo.reco.config import (
+    BaselineConfig,
+    CalibrationConfig,
+    ClueConfig,
+    CondensationConfig,
+    MatchingConfig,
+)
 
 __all__ = [
+    "CondensationTaskConfig",
     "DataConfig",
     "EPiConfig",
     "LossConfig",
@@ -33,7 +40,7 @@ __all__ = [
 ]
 
 #: the tasks of calo-train (see :class:`TrainConfig`)
-TASKS = ("fractions", "e_pi")
+TASKS = ("fractions", "e_pi", "condensation")
 
 
 @dataclass
@@ -369,6 +376,73 @@ class EPiConfig:
 
 
 @dataclass
+class CondensationTaskConfig:
+    """Any number of particles by object condensation (``task=condensation``;
+    :mod:`calo.train.condensation_task`, docs/condensation.md).
+
+    The model is ``model.name``'s backbone with the condensation head of
+    ``model.condensation``; the loss is :func:`calo.train.condensation.condensation_loss` with
+    the energy-correction payload (and the position payload with ``position_weight`` > 0).
+
+    Attributes
+    ----------
+    q_min, s_b, normalization:
+        The loss's minimal charge, noise weight and potential normalisation.
+    payload_weight:
+        Weight of the payload term (energy correction and position).
+    position_weight:
+        Weight of the position payload inside the payload term (squared distance between the
+        predicted and the true impact point in units of ``model.condensation.position_scale``
+        cm); > 0 needs ``model.condensation.position=true``.
+    energy_target:
+        The energy the correction learns: the particle's ``true`` energy (the deposited one
+        where the file has none) or its ``deposited`` energy.
+    clustering:
+        Condensation clustering thresholds t_beta, t_d (:class:`calo.reco.config.CondensationConfig`).
+    clue:
+        CLUE's d_c (cm), rho_c (GeV), outlier factor and kernel, on the hit positions.
+    clue_space:
+        The coordinates CLUE clusters in: ``xy`` (the hits projected on the front face) or
+        ``xyz``.
+    matching:
+        IoU threshold and merge/split fractions of the matching.
+
+    Examples
+    --------
+    >>> CondensationTaskConfig().clustering.t_beta, CondensationTaskConfig().clue_space
+    (0.3, 'xy')
+    """
+
+    q_min: float = 0.1
+    s_b: float = 1.0
+    normalization: Literal["event", "object"] = "event"
+    payload_weight: float = 1.0
+    position_weight: float = 0.0
+    energy_target: Literal["true", "deposited"] = "true"
+    clustering: CondensationConfig = field(default_factory=CondensationConfig)
+    clue: ClueConfig = field(default_factory=ClueConfig)
+    clue_space: Literal["xy", "xyz"] = "xy"
+    matching: MatchingConfig = field(default_factory=MatchingConfig)
+
+    def __post_init__(self) -> None:
+        if not self.q_min > 0:
+            raise ConfigError(f"condensation.q_min must be > 0, got {self.q_min}")
+        for key in ("s_b", "payload_weight", "position_weight"):
+            if not getattr(self, key) >= 0:
+                raise ConfigError(f"condensation.{key} must be >= 0, got {getattr(self, key)}")
+        if self.normalization not in ("event", "object"):
+            raise ConfigError(
+                f"condensation.normalization must be event or object, got {self.normalization!r}"
+            )
+        if self.energy_target not in ("true", "deposited"):
+            raise ConfigError(
+                f"condensation.energy_target must be true or deposited, got {self.energy_target!r}"
+            )
+        if self.clue_space not in ("xy", "xyz"):
+            raise ConfigError(f"condensation.clue_space must be xy or xyz, got {self.clue_space!r}")
+
+
+@dataclass
 class TrainConfig:
     """A whole training run.
 
@@ -380,7 +454,9 @@ class TrainConfig:
     fractions of overlapping showers with the ``model`` section; ``e_pi`` the FPGA paper's
     electron/pion classification and energy regression with the quantization-aware GarNet of
     the ``e_pi`` section (the ``model``, ``loss``, ``baseline`` and ``calibration`` sections
-    then go unused).
+    then go unused); ``condensation`` any number of particles by object condensation on the
+    ``model`` backbone with the ``condensation`` section, compared with CLUE (the ``loss``,
+    ``baseline`` and ``calibration`` sections go unused).
 
     Examples
     --------
@@ -390,7 +466,7 @@ class TrainConfig:
     'qgarnet'
     """
 
-    task: Literal["fractions", "e_pi"] = "fractions"
+    task: Literal["fractions", "e_pi", "condensation"] = "fractions"
     model: ModelConfig = field(default_factory=quick_model)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -399,6 +475,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     e_pi: EPiConfig = field(default_factory=EPiConfig)
+    condensation: CondensationTaskConfig = field(default_factory=CondensationTaskConfig)
     shared_threshold: float = 0.1
 
     def __post_init__(self) -> None:
@@ -406,6 +483,10 @@ class TrainConfig:
             raise ConfigError(f"shared_threshold must be in (0, 0.5), got {self.shared_threshold}")
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {sorted(TASKS)}, got {self.task!r}")
+        if self.condensation.position_weight > 0 and not self.model.condensation.position:
+            raise ConfigError(
+                "condensation.position_weight > 0 needs model.condensation.position=true"
+            )
 
     @property
     def model_name(self) -> str:

@@ -37,6 +37,7 @@ from calo.train.resume import ResumableGraphLoader
 
 __all__ = [
     "BUILTIN_SAMPLES",
+    "CONDENSATION_OVERRIDES",
     "SCHEMA_FILE",
     "CaloDataModule",
     "EpochShuffleSampler",
@@ -101,10 +102,23 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "calo"
 
 
+#: calo-simulate overrides of the condensation task's built-in sample: 1 to 10 electrons,
+#: photons and charged pions of 5-60 GeV per event (Poisson mean 4), 30 % of them overlapping
+#: an earlier particle within 2 cm, with the default noise
+CONDENSATION_OVERRIDES: tuple[str, ...] = (
+    "gun.multiplicity=poisson",
+    "gun.mean_particles=4",
+    "gun.min_particles=1",
+    "gun.max_particles=10",
+    "gun.pdg=[11,22,211,-211]",
+    "gun.overlap_fraction=0.3",
+)
+
 #: file-name stem and calo-simulate overrides of each task's built-in sample
 BUILTIN_SAMPLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "fractions": ("twoshower", ()),
     "e_pi": ("e_pi", E_PI_OVERRIDES),
+    "condensation": ("multi", CONDENSATION_OVERRIDES),
 }
 
 
@@ -115,7 +129,8 @@ def builtin_data_file(
 
     ``task="fractions"``: two-shower events of the default simulation; ``task="e_pi"``: one
     electron or charged pion of 10-100 GeV per event with background hits
-    (:data:`calo.fpga.data.E_PI_OVERRIDES`). The file name holds the event count, the seed and
+    (:data:`calo.fpga.data.E_PI_OVERRIDES`); ``task="condensation"``: 1 to 10 particles per
+    event (:data:`CONDENSATION_OVERRIDES`). The file name holds the event count, the seed and
     a hash of the simulation configuration, so a changed simulation never reuses a stale file.
 
     Examples
@@ -125,6 +140,8 @@ def builtin_data_file(
     '.root'
     >>> builtin_data_file(4, 1, tempfile.mkdtemp(), task="e_pi").name.startswith("e_pi_4ev")
     True
+    >>> builtin_data_file(4, 1, tempfile.mkdtemp(), task="condensation").name[:9]
+    'multi_4ev'
     """
     from calo import __version__
     from calo.config import apply_overrides, to_dict
@@ -238,6 +255,8 @@ class CaloDataModule(L.LightningDataModule):
         Seed of the per-epoch shuffling (:class:`EpochShuffleSampler`).
     schema:
         The branch schema of the files; ``None`` loads ``config.schema`` (:func:`load_schema`).
+    task:
+        Whose built-in sample to read when ``config.files`` is empty (:func:`builtin_data_file`).
 
     Attributes
     ----------
@@ -260,9 +279,11 @@ class CaloDataModule(L.LightningDataModule):
         normalization: Mapping[str, Any] | None = None,
         seed: int = 0,
         schema: Schema | None = None,
+        task: str = "fractions",
     ) -> None:
         super().__init__()
         self.config = config
+        self.task = task
         self.seed = seed
         self.schema = schema if schema is not None else load_schema(config.schema)
         self.normalization = dict(normalization) if normalization is not None else None
@@ -278,14 +299,16 @@ class CaloDataModule(L.LightningDataModule):
             return [str(f) for f in self.config.files]
         return [
             str(
-                builtin_data_file(self.config.n_events, self.config.sim_seed, self.config.cache_dir)
+                builtin_data_file(
+                    self.config.n_events, self.config.sim_seed, self.config.cache_dir, self.task
+                )
             )
         ]
 
     def prepare_data(self) -> None:
         """Simulate the built-in sample if needed (Lightning calls this on one process)."""
         if not self.config.files:
-            builtin_data_file(self.config.n_events, self.config.sim_seed, self.config.cache_dir)
+            self.files()
 
     def setup(self, stage: str | None = None) -> None:
         """Read, check, split and normalise the events."""

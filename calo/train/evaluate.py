@@ -46,7 +46,8 @@ def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig, dict[str, Any]
     loaded with ``weights_only=True``.
 
     The model is the task's: a fraction model of :func:`calo.models.build_model`, or for
-    ``task=e_pi`` the :class:`calo.fpga.qat.QGarNetModel` in the arithmetic it was saved in.
+    ``task=e_pi`` the :class:`calo.fpga.qat.QGarNetModel` in the arithmetic it was saved in,
+    for ``task=condensation`` a :class:`calo.models.CondensationModel`.
 
     Returns
     -------
@@ -72,6 +73,10 @@ def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig, dict[str, Any]
 
         mode = meta.get("model_state") if isinstance(meta.get("model_state"), dict) else {}
         model = build_e_pi_model(cfg.e_pi, quantized=bool(mode.get("quantized", False)))
+    elif cfg.task == "condensation":
+        from calo.models import CondensationModel
+
+        model = CondensationModel(cfg.model)
     else:
         model = build_model(cfg.model)
     state = {

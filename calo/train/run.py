@@ -318,11 +318,15 @@ def _setup_task(
         edm.setup("fit")
         qat = QuantizationAwareTraining(config.e_pi.qat_epochs, config.trainer.max_epochs)
         return edm, EPiModule(to_dict(config)), [qat]
-    dm = CaloDataModule(config.data, normalization, seed=seed, schema=schema)
+    dm = CaloDataModule(config.data, normalization, seed=seed, schema=schema, task=config.task)
     dm.prepare_data()
     dm.setup("fit")
     config.model.in_features = int(dm.n_features)
     config.model.n_showers = int(dm.n_showers)
+    if config.task == "condensation":
+        from calo.train.condensation_task import CondensationModule
+
+        return dm, CondensationModule(to_dict(config), dm.normalization), []
     return dm, FractionModule(to_dict(config), dm.normalization), []
 
 
@@ -442,6 +446,17 @@ def train(
         extra["qat_start_epoch"] = qat.qat_start
         extra["data"] = {**_e_pi_data_info(dm), **read_counts}
         return _finish_e_pi(model, dm.val_sample, config, out, history, extra, plots, wall_start)
+    if config.task == "condensation":
+        extra["data"] = {
+            "files": dm.files(),
+            "schema": str(out / SCHEMA_FILE),
+            "n_train": len(dm.train_set),
+            "n_val": len(dm.val_set),
+            **read_counts,
+        }
+        return _finish_condensation(
+            model, dm.val_set.data, config, out, history, extra, plots, wall_start, device
+        )
     calibration, calib_info = _fit_calibration(model, dm.train_set.data, config, out, device)
     result = evaluate(
         model,
@@ -537,6 +552,100 @@ def _finish_e_pi(
     return metrics
 
 
+def _finish_condensation(
+    model: torch.nn.Module,
+    events: Any,
+    config: TrainConfig,
+    out: Path,
+    history: dict[str, Any],
+    extra: dict[str, Any],
+    plots: bool,
+    wall_start: float | None = None,
+    device: Any = "cpu",
+) -> dict[str, Any]:
+    """Condensation clusters and CLUE clusters against the truth: metrics.json (methods
+    ``model`` and ``clue``), the printed table and the event displays."""
+    from calo.train.condensation_task import evaluate_condensation, format_condensation
+
+    result = evaluate_condensation(
+        model, events, config.condensation, batch_size=config.data.batch_size, device=device
+    )
+    metrics: dict[str, Any] = {
+        "methods": result["methods"],
+        "settings": {
+            "clustering": to_dict(config.condensation.clustering),
+            "clue": to_dict(config.condensation.clue),
+            "clue_space": config.condensation.clue_space,
+            "matching": to_dict(config.condensation.matching),
+        },
+        "history": history,
+        "environment": _environment(),
+        **extra,
+    }
+    if wall_start is not None:
+        metrics["wall_seconds_before_plots"] = time.perf_counter() - wall_start
+    write_metrics(out, metrics)
+    if plots:
+        _condensation_plots(out / "plots", result, history)
+    print(f"\n{config.model.name} + condensation on {len(events)} events, against CLUE")
+    print(format_condensation(result["methods"]))
+    print(f"written to {out}")
+    return metrics
+
+
+def _condensation_plots(folder: Path, result: dict[str, Any], history: dict[str, Any]) -> None:
+    """Event displays coloured by truth, model and CLUE clusters (first events)."""
+    from calo.plots.clusters import cluster_display
+
+    folder.mkdir(parents=True, exist_ok=True)
+    batch = result["batch"]
+    for ev in range(min(3, int(batch.max()) + 1 if batch.size else 0)):
+        sel = batch == ev
+        cluster_display(
+            result["pos"][sel],
+            result["energy"][sel],
+            {
+                "truth": result["particle"][sel],
+                "model": result["labels"]["model"][sel],
+                "CLUE": result["labels"]["clue"][sel],
+            },
+            folder / f"clusters_event{ev}.png",
+        )
+
+
+def _evaluate_condensation_run(
+    model: torch.nn.Module,
+    cfg: TrainConfig,
+    ckpt: Path,
+    history: dict[str, Any],
+    files: list[str] | None,
+    out: Path,
+    plots: bool,
+    schema: Schema,
+    schema_source: str,
+    normalization: dict[str, Any],
+) -> dict[str, Any]:
+    """calo-evaluate of a condensation run: its validation events, or all events of
+    ``files``, clustered by the model and by CLUE (:func:`_finish_condensation`)."""
+    from calo.io import HitDataset
+
+    if files:
+        ds = HitDataset(list(files), schema=schema, normalization=normalization)
+        events, summary, used_files = ds.data, ds.summary, list(files)
+    else:
+        dm = CaloDataModule(cfg.data, normalization, schema=schema, task=cfg.task)
+        dm.setup()
+        events, summary, used_files = dm.val_set.data, dm.read_summary, dm.files()
+    read_counts = report_read(out, summary, "calo-evaluate")
+    extra = {
+        "model": cfg.model_name,
+        "task": cfg.task,
+        "checkpoint": str(ckpt),
+        "data": {"files": used_files, "schema": schema_source, **read_counts},
+    }
+    return _finish_condensation(model, events, cfg, out, history, extra, plots)
+
+
 def _fit_calibration(
     model: torch.nn.Module, events: Any, config: TrainConfig, out: Path, device: Any
 ) -> tuple[ShareCalibration | None, dict[str, Any]]:
@@ -615,6 +724,9 @@ def evaluate_run(
     if cfg.task == "e_pi":
         return _evaluate_e_pi_run(model, cfg, ckpt, history, files, out, plots, used,
                                   schema_source)  # fmt: skip
+    if cfg.task == "condensation":
+        return _evaluate_condensation_run(model, cfg, ckpt, history, files, out, plots, used,
+                                          schema_source, normalization)  # fmt: skip
     if files:
         dm = CaloDataModule(DataConfig(files=list(files)), normalization, schema=used)
         ds = HitDataset(dm.files(), schema=used, normalization=normalization)

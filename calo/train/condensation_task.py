@@ -1,0 +1,354 @@
+"""The condensation task: any number of particles by object condensation, compared with CLUE.
+
+``calo-train --task condensation`` trains :class:`calo.models.CondensationModel` (the
+``model.name`` backbone with the condensation head of ``model.condensation``) on
+:func:`calo.train.condensation.condensation_loss`, with the energy-correction payload
+(:func:`calo.train.condensation.energy_correction_loss`) and optionally a position payload.
+The truth particle of a hit is ``Data.truth_index`` when the schema names one, else the
+column of its largest truth fraction (-1 for noise: no fraction above 0), which is the
+``hit_truth`` branch of ``calo-simulate``.
+
+The evaluation (:func:`evaluate_condensation`) clusters the validation events twice:
+condensation clustering of the network's beta and coordinates
+(:func:`calo.reco.condensation.condensation_clusters`, cluster energies with the correction of
+the condensation point) and CLUE on the hit positions weighted by the hit energies
+(:func:`calo.reco.clue.clue`), and matches both to the truth
+(:func:`calo.reco.matching.match_clusters`, :func:`~calo.reco.matching.matching_summary`):
+methods ``model`` and ``clue`` of ``metrics.json``.
+
+Examples
+--------
+>>> from calo.config import to_dict
+>>> from calo.train.config import TrainConfig
+>>> module = CondensationModule(to_dict(TrainConfig(task="condensation")))
+>>> type(module.model).__name__
+'CondensationModel'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+from torch_geometric.loader import DataLoader
+
+from calo.errors import DataError
+from calo.models import CondensationModel
+from calo.reco.clue import clue
+from calo.reco.condensation import cluster_energies, condensation_clusters
+from calo.reco.matching import MatchResult, match_clusters, matching_summary
+from calo.train.condensation import condensation_loss, energy_correction_loss
+from calo.train.config import CondensationTaskConfig
+from calo.train.module import CaloModule
+
+__all__ = [
+    "METRIC_KEYS",
+    "CondensationModule",
+    "evaluate_condensation",
+    "format_condensation",
+    "hit_particles",
+    "hit_targets",
+    "match_all",
+]
+
+#: the summary numbers of each method that the table prints
+METRIC_KEYS = ("efficiency", "fake_rate", "merge_rate", "split_rate")
+
+
+def hit_particles(data: Any) -> Tensor:
+    """``[N]`` truth particle of every hit (column of ``y``), -1 for noise.
+
+    ``Data.truth_index`` when present (in a batch, less the hit offset torch_geometric adds to
+    it), else the column of the largest truth fraction, -1 where no fraction is above 0 or
+    ``Data.noise`` is set.
+
+    Examples
+    --------
+    >>> d = Data(y=torch.tensor([[0.2, 0.8], [0.0, 0.0], [1.0, 0.0]]))
+    >>> hit_particles(d).tolist()
+    [1, -1, 0]
+    >>> from torch_geometric.data import Batch
+    >>> b = Batch.from_data_list([Data(truth_index=torch.tensor([0, -1, 1]), num_nodes=3),
+    ...                           Data(truth_index=torch.tensor([-1, 0]), num_nodes=2)])
+    >>> b.truth_index.tolist(), hit_particles(b).tolist()
+    ([0, -1, 1, 2, 3], [0, -1, 1, -1, 0])
+    """
+    tidx = getattr(data, "truth_index", None)
+    if tidx is not None:
+        # torch_geometric's collate adds the hit offset of every event to attributes whose
+        # name holds "index"; undo it with the increments the batch recorded
+        inc = getattr(data, "_inc_dict", None) or {}
+        if "truth_index" in inc and getattr(data, "batch", None) is not None:
+            tidx = tidx - inc["truth_index"].to(tidx.device)[data.batch]
+        return tidx.long().clamp(min=-1)
+    y = data.y
+    if y is None or y.dim() != 2:
+        raise DataError("the condensation task needs per-hit truth: hit_frac_* or truth_index")
+    best = y.max(dim=1)
+    particle = torch.where(best.values > 0, best.indices, -1)
+    noise = getattr(data, "noise", None)
+    if noise is not None:
+        particle = torch.where(noise.bool(), -1, particle)
+    return particle
+
+
+def _event_of_hits(data: Any, particle: Tensor) -> Tensor:
+    b = getattr(data, "batch", None)
+    return b if b is not None else torch.zeros_like(particle)
+
+
+def hit_targets(data: Any, particle: Tensor, target: str = "true") -> tuple[Tensor, Tensor | None]:
+    """Per hit the energy (``[N]``) and the impact point (``[N, 2]`` or ``None``) of its
+    particle; 0 on noise hits.
+
+    ``target="true"`` takes ``particle_energy`` where it is > 0 and ``particle_deposited``
+    elsewhere; ``"deposited"`` always the deposited energy.
+
+    Examples
+    --------
+    >>> d = Data(y=torch.ones(2, 1), particle_energy=torch.tensor([[10.0]]),
+    ...          particle_deposited=torch.tensor([[9.0]]), particle_xy=torch.zeros(1, 1, 2))
+    >>> e, xy = hit_targets(d, torch.tensor([0, -1]))
+    >>> e.tolist(), xy.shape
+    ([10.0, 0.0], torch.Size([2, 2]))
+    """
+    n = particle.shape[0]
+    ev = _event_of_hits(data, particle)
+    k = particle.clamp(min=0)
+    signal = particle >= 0
+    dep = getattr(data, "particle_deposited", None)
+    tru = getattr(data, "particle_energy", None)
+    energy = torch.zeros(n, dtype=torch.float32, device=particle.device)
+    if tru is not None and target == "true":
+        energy = tru[ev, k].float()
+    if dep is not None:
+        energy = torch.where(energy > 0, energy, dep[ev, k].float())
+    energy = torch.where(signal, energy, 0.0)
+    xy = getattr(data, "particle_xy", None)
+    pos = torch.where(signal[:, None], xy[ev, k].float(), 0.0) if xy is not None else None
+    return energy, pos
+
+
+class CondensationModule(CaloModule):
+    """LightningModule of the condensation task (module docstring).
+
+    Parameters
+    ----------
+    config, normalization:
+        See :class:`calo.train.module.CaloModule`.
+
+    Examples
+    --------
+    >>> from calo.config import to_dict
+    >>> from calo.train.config import TrainConfig
+    >>> m = CondensationModule(to_dict(TrainConfig(task="condensation")))
+    >>> m.extra_history
+    ('val_attractive', 'val_repulsive', 'val_beta', 'val_noise', 'val_payload')
+    """
+
+    extra_history = ("val_attractive", "val_repulsive", "val_beta", "val_noise", "val_payload")
+
+    def __init__(self, config: Mapping[str, Any], normalization: Mapping[str, Any] | None = None):
+        super().__init__(config, normalization)
+        self.model = CondensationModel(self.cfg.model)
+
+    def forward(self, data: Any) -> Any:
+        """:class:`calo.models.CondensationOutput` of a torch_geometric batch."""
+        return self.model(data)
+
+    def terms(self, data: Any) -> dict[str, Tensor]:
+        """The loss terms of a batch (``total``, ``attractive``, ``repulsive``, ``beta``,
+        ``noise``, ``payload``)."""
+        c: CondensationTaskConfig = self.cfg.condensation
+        out = self.model(data)
+        particle = hit_particles(data)
+        batch = _event_of_hits(data, particle)
+        true_e, true_xy = hit_targets(data, particle, c.energy_target)
+        payload = energy_correction_loss(out.correction, data.energy, particle, true_e, batch)
+        if c.position_weight > 0 and out.position is not None and true_xy is not None:
+            scale = self.cfg.model.condensation.position_scale
+            pred = data.pos[:, :2] + scale * out.position
+            d2 = ((pred - true_xy) ** 2).sum(dim=1) / scale**2
+            payload = payload + c.position_weight * torch.where(particle >= 0, d2, 0.0)
+        return condensation_loss(
+            out.beta, out.coords, particle, batch,
+            q_min=c.q_min, s_b=c.s_b, normalization=c.normalization, payload=payload,
+            payload_weight=c.payload_weight, num_events=int(data.num_graphs),
+        )  # fmt: skip
+
+    def loss(self, data: Any, train: bool = False) -> tuple[Tensor, int]:
+        """The condensation loss of a batch and its number of events."""
+        terms = self.terms(data)
+        if not train:
+            n = int(data.num_graphs)
+            for key in ("attractive", "repulsive", "beta", "noise", "payload"):
+                self.log(f"val_{key}", terms[key], batch_size=n, sync_dist=True)
+        return terms["total"], int(data.num_graphs)
+
+
+def match_all(
+    labels: np.ndarray,
+    particle: np.ndarray,
+    energy: np.ndarray,
+    batch: np.ndarray,
+    **kwargs: Any,
+) -> MatchResult:
+    """:func:`calo.reco.matching.match_clusters`, also for events with particles but no
+    cluster (which it cannot take: an IndexError in calo 0.x): their particles are matched
+    separately as unfound (no match, IoU 0, not merged, not split) and merged back in.
+
+    Examples
+    --------
+    >>> m = match_all(np.array([-1, -1, 0]), np.array([0, 0, 0]), np.ones(3), np.array([0, 0, 1]))
+    >>> m.particle_match.tolist(), m.n_pred.tolist(), m.n_true.tolist()
+    ([-1, 0], [0, 1], [1, 1])
+    """
+    n_ev = int(batch.max()) + 1 if batch.size else 0
+    has_cluster = np.zeros(n_ev, bool)
+    has_cluster[batch[labels >= 0]] = True
+    has_particle = np.zeros(n_ev, bool)
+    has_particle[batch[particle >= 0]] = True
+    empty = (~has_cluster & has_particle)[batch]
+    if not empty.any():
+        return match_clusters(labels, particle, energy, batch, **kwargs)
+    m = match_clusters(labels, np.where(empty, -1, particle), energy, batch, **kwargs)
+    only = np.where(empty, particle, -1)
+    kw = {k: v for k, v in kwargs.items() if k != "cluster_energy"}
+    p = match_clusters(only, only, energy, batch, **kw)  # energies and distances of the unfound
+    order = np.lexsort(
+        (np.concatenate([m.particle_id, p.particle_id]),
+         np.concatenate([m.particle_event, p.particle_event]))
+    )  # fmt: skip
+    n_p = p.particle_id.size
+
+    def cat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.concatenate([a, b])[order]
+
+    return dataclasses.replace(
+        m,
+        particle_event=cat(m.particle_event, p.particle_event),
+        particle_id=cat(m.particle_id, p.particle_id),
+        particle_energy=cat(m.particle_energy, p.particle_energy),
+        particle_deposited=cat(m.particle_deposited, p.particle_deposited),
+        particle_match=cat(m.particle_match, np.full(n_p, -1)),
+        particle_iou=cat(m.particle_iou, np.zeros(n_p)),
+        response=cat(m.response, np.full(n_p, np.nan)),
+        merged=cat(m.merged, np.zeros(n_p, bool)),
+        split=cat(m.split, np.zeros(n_p, bool)),
+        nearest_distance=cat(m.nearest_distance, p.nearest_distance),
+        n_true=m.n_true + np.pad(p.n_true, (0, n_ev - p.n_true.size)),
+    )
+
+
+def _clue_coords(data: Any, space: str) -> np.ndarray:
+    pos = data.pos.detach().cpu().numpy().astype(np.float64)
+    return pos[:, :2] if space == "xy" else pos
+
+
+@torch.no_grad()
+def evaluate_condensation(
+    model: torch.nn.Module,
+    events: Sequence[Data],
+    config: CondensationTaskConfig | None = None,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Condensation clusters of ``model`` and CLUE clusters against the truth.
+
+    Parameters
+    ----------
+    model:
+        A :class:`calo.models.CondensationModel` (put in eval mode here).
+    events:
+        Events with ``x``, ``pos``, ``energy`` and the truth (``y`` or ``truth_index``).
+    config:
+        Clustering, CLUE and matching settings.
+
+    Returns
+    -------
+    dict
+        ``methods``: ``{"model": summary, "clue": summary}`` (:func:`matching_summary`:
+        efficiency, fake, merge and split rates, response, ...); ``labels``: per method the
+        per-hit cluster labels; ``particle``, ``energy``, ``batch``, ``pos``: the hits' truth,
+        energies, events and positions (for displays).
+    """
+    cfg = config or CondensationTaskConfig()
+    model.eval().to(device)
+    chunks: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("beta", "coords", "corr", "particle", "energy", "true_e", "batch", "pos")
+    }
+    offset = 0
+    for data in DataLoader(list(events), batch_size=batch_size, shuffle=False):
+        data = data.to(device)
+        out = model(data)
+        particle = hit_particles(data)
+        true_e, _ = hit_targets(data, particle, cfg.energy_target)
+        chunks["beta"].append(out.beta.cpu().numpy())
+        chunks["coords"].append(out.coords.cpu().numpy())
+        chunks["corr"].append(out.correction.cpu().numpy())
+        chunks["particle"].append(particle.cpu().numpy())
+        chunks["energy"].append(data.energy.cpu().numpy())
+        chunks["true_e"].append(true_e.cpu().numpy())
+        chunks["batch"].append(data.batch.cpu().numpy() + offset)
+        chunks["pos"].append(data.pos.cpu().numpy())
+        offset += int(data.num_graphs)
+    a = {k: np.concatenate(v) for k, v in chunks.items()}
+    energy = a["energy"].astype(np.float64)
+    true_e = np.where(a["particle"] >= 0, a["true_e"], 0.0).astype(np.float64)
+    cl = condensation_clusters(
+        a["beta"].astype(np.float64), a["coords"].astype(np.float64), a["batch"],
+        cfg.clustering.t_beta, cfg.clustering.t_d,
+    )  # fmt: skip
+    e_model = cluster_energies(cl.labels, energy, a["batch"], a["corr"][cl.points])
+    c = cfg.clue
+    clue_labels = clue(
+        _clue_coords(Data(pos=torch.from_numpy(a["pos"])), cfg.clue_space), energy,
+        c.dc, c.rho_c, c.outlier_factor, batch=a["batch"], kernel=c.kernel,
+        kernel_params=tuple(c.kernel_params) or None,
+    )  # fmt: skip
+    methods = {}
+    labels = {"model": cl.labels, "clue": clue_labels}
+    for name, lab in labels.items():
+        m = match_all(
+            lab, a["particle"], energy, a["batch"],
+            cluster_energy=e_model if name == "model" else None,
+            true_energy=true_e, coords=a["pos"].astype(np.float64), config=cfg.matching,
+        )  # fmt: skip
+        methods[name] = matching_summary(m)
+    return {
+        "methods": methods,
+        "labels": labels,
+        "particle": a["particle"],
+        "energy": energy,
+        "batch": a["batch"],
+        "pos": a["pos"],
+    }
+
+
+def format_condensation(methods: Mapping[str, Mapping[str, Any]]) -> str:
+    """A text table of the methods' efficiency, fake, merge, split rates and response.
+
+    Examples
+    --------
+    >>> row = {"efficiency": 0.9, "fake_rate": 0.1, "merge_rate": 0.05, "split_rate": 0.0,
+    ...        "response": {"mean": 1.0, "rms": 0.1}, "n_particles": 10, "n_clusters": 10}
+    >>> print(format_condensation({"model": row}))  # doctest: +NORMALIZE_WHITESPACE
+    method  particles clusters efficiency fake merge split resp.mean resp.rms
+    model          10       10      0.900 0.100 0.050 0.000 1.000 0.100
+    """
+    lines = [
+        "method  particles clusters efficiency fake merge split resp.mean resp.rms",
+    ]
+    for name, s in methods.items():
+        r = s.get("response") or {}
+        lines.append(
+            f"{name:<7} {s['n_particles']:>9} {s['n_clusters']:>8} {s['efficiency']:>10.3f} "
+            f"{s['fake_rate']:.3f} {s['merge_rate']:.3f} {s['split_rate']:.3f} "
+            f"{float(r.get('mean', np.nan)):.3f} {float(r.get('rms', np.nan)):.3f}"
+        )
+    return "\n".join(lines)
