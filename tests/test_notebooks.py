@@ -54,6 +54,7 @@ def test_the_notebooks_are_there() -> None:
         "02_separate_overlapping_showers.ipynb",
         "03_garnet_on_fpga.ipynb",
         "04_memory_and_latency.ipynb",
+        "05_your_own_detector.ipynb",
     } <= names
 
 

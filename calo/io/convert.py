@@ -14,7 +14,7 @@ Examples
 >>> s = Schema(x="x", y="y", z="z", energy="e", truth_index="pid", energy_unit="MeV",
 ...            length_unit="mm")
 >>> d = chunk_to_data(arr, ChunkInfo("mem", "events", 0, 1), s)[0]
->>> d.energy.tolist(), d.pos.tolist(), d.truth_index.tolist()
+>>> d.energy.tolist(), d.pos.tolist(), d.hit_particle.tolist()
 ([2.0], [[0.0, 0.0, 1.0]], [0])
 """
 
@@ -597,7 +597,7 @@ def _hit_tensors(
         "layer": torch.from_numpy(np.ascontiguousarray(sel(cols["layer"]))),
     }
     if hits.truth_index is not None:
-        out["truth_index"] = torch.from_numpy(np.ascontiguousarray(sel(hits.truth_index)))
+        out["hit_particle"] = torch.from_numpy(np.ascontiguousarray(sel(hits.truth_index)))
     return out
 
 

@@ -163,7 +163,7 @@ class Schema:
         (``"hit_frac_*"``, sorted by the trailing number) or a list of names [absent].
     truth_index:
         Per-hit index of the truth particle, integer (negative for noise). Alone it gives
-        one-hot fractions; with ``truth_fractions`` it is kept as ``Data.truth_index`` and must
+        one-hot fractions; with ``truth_fractions`` it is kept as ``Data.hit_particle`` and must
         point to a particle with a non-zero fraction [absent].
     noise:
         Per-hit noise flag (bool or integer) [hits whose fractions are all zero].

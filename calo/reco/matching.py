@@ -133,7 +133,9 @@ def _event_match(lab, part, e, xyz, true_e, cfg):
         ok = iou[rows, cols] > cfg.iou_threshold
         p_match[cols[ok]] = rows[ok]
         c_match[rows[ok]] = cols[ok]
-    p_iou = np.where(p_match >= 0, iou[np.maximum(p_match, 0), np.arange(n_p)], 0.0)
+    p_iou = np.zeros(n_p)  # an event with particles but no cluster finds none of them
+    if n_c:
+        p_iou = np.where(p_match >= 0, iou[np.maximum(p_match, 0), np.arange(n_p)], 0.0)
     frac = np.divide(inter, e_p[None, :], out=np.zeros_like(inter), where=e_p[None, :] > 0)
     big = frac > cfg.merge_fraction  # [C, P]
     merged = (big & (big.sum(axis=1, keepdims=True) >= 2)).any(axis=0)
@@ -251,7 +253,9 @@ def match_clusters(
         c_rows = c_offset[b] + clusters
         c_energy[c_rows] = e_c if cluster_energy is None else ce[c_rows]
         c_match_all[c_rows] = np.where(c_match >= 0, p_offset + c_match, -1)
-        matched_rows = np.where(p_match >= 0, c_rows[np.maximum(p_match, 0)], -1)
+        matched_rows = np.full(particles.size, -1)
+        if clusters.size:  # an event without clusters matches none of its particles
+            matched_rows = np.where(p_match >= 0, c_rows[np.maximum(p_match, 0)], -1)
         n_pred[b], n_true[b] = clusters.size, particles.size
         rows["particle_event"].append(np.full(particles.size, b))
         rows["particle_id"].append(particles)

@@ -4,7 +4,7 @@
 ``model.name`` backbone with the condensation head of ``model.condensation``) on
 :func:`calo.train.condensation.condensation_loss`, with the energy-correction payload
 (:func:`calo.train.condensation.energy_correction_loss`) and optionally a position payload.
-The truth particle of a hit is ``Data.truth_index`` when the schema names one, else the
+The truth particle of a hit is ``Data.hit_particle`` when the schema names one, else the
 column of its largest truth fraction (-1 for noise: no fraction above 0), which is the
 ``hit_truth`` branch of ``calo-simulate``.
 
@@ -27,7 +27,6 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -41,7 +40,7 @@ from calo.errors import DataError
 from calo.models import CondensationModel
 from calo.reco.clue import clue
 from calo.reco.condensation import cluster_energies, condensation_clusters
-from calo.reco.matching import MatchResult, match_clusters, matching_summary
+from calo.reco.matching import match_clusters, matching_summary
 from calo.train.condensation import condensation_loss, energy_correction_loss
 from calo.train.config import CondensationTaskConfig
 from calo.train.module import CaloModule
@@ -53,7 +52,6 @@ __all__ = [
     "format_condensation",
     "hit_particles",
     "hit_targets",
-    "match_all",
 ]
 
 #: the summary numbers of each method that the table prints
@@ -63,8 +61,8 @@ METRIC_KEYS = ("efficiency", "fake_rate", "merge_rate", "split_rate")
 def hit_particles(data: Any) -> Tensor:
     """``[N]`` truth particle of every hit (column of ``y``), -1 for noise.
 
-    ``Data.truth_index`` when present (in a batch, less the hit offset torch_geometric adds to
-    it), else the column of the largest truth fraction, -1 where no fraction is above 0 or
+    ``Data.hit_particle`` when present (the reader's copy of the schema's ``truth_index``
+    branch), else the column of the largest truth fraction, -1 where no fraction is above 0 or
     ``Data.noise`` is set.
 
     Examples
@@ -73,22 +71,19 @@ def hit_particles(data: Any) -> Tensor:
     >>> hit_particles(d).tolist()
     [1, -1, 0]
     >>> from torch_geometric.data import Batch
-    >>> b = Batch.from_data_list([Data(truth_index=torch.tensor([0, -1, 1]), num_nodes=3),
-    ...                           Data(truth_index=torch.tensor([-1, 0]), num_nodes=2)])
-    >>> b.truth_index.tolist(), hit_particles(b).tolist()
-    ([0, -1, 1, 2, 3], [0, -1, 1, -1, 0])
+    >>> b = Batch.from_data_list([Data(hit_particle=torch.tensor([0, -1, 1]), num_nodes=3),
+    ...                           Data(hit_particle=torch.tensor([-1, 0]), num_nodes=2)])
+    >>> hit_particles(b).tolist()
+    [0, -1, 1, -1, 0]
     """
-    tidx = getattr(data, "truth_index", None)
-    if tidx is not None:
-        # torch_geometric's collate adds the hit offset of every event to attributes whose
-        # name holds "index"; undo it with the increments the batch recorded
-        inc = getattr(data, "_inc_dict", None) or {}
-        if "truth_index" in inc and getattr(data, "batch", None) is not None:
-            tidx = tidx - inc["truth_index"].to(tidx.device)[data.batch]
-        return tidx.long().clamp(min=-1)
+    particle = getattr(data, "hit_particle", None)
+    if particle is not None:
+        return particle.long().clamp(min=-1)
     y = data.y
     if y is None or y.dim() != 2:
-        raise DataError("the condensation task needs per-hit truth: hit_frac_* or truth_index")
+        raise DataError(
+            "the condensation task needs per-hit truth: hit_frac_* branches or a truth_index branch in the schema"
+        )
     best = y.max(dim=1)
     particle = torch.where(best.values > 0, best.indices, -1)
     noise = getattr(data, "noise", None)
@@ -191,60 +186,6 @@ class CondensationModule(CaloModule):
         return terms["total"], int(data.num_graphs)
 
 
-def match_all(
-    labels: np.ndarray,
-    particle: np.ndarray,
-    energy: np.ndarray,
-    batch: np.ndarray,
-    **kwargs: Any,
-) -> MatchResult:
-    """:func:`calo.reco.matching.match_clusters`, also for events with particles but no
-    cluster (which it cannot take: an IndexError in calo 0.x): their particles are matched
-    separately as unfound (no match, IoU 0, not merged, not split) and merged back in.
-
-    Examples
-    --------
-    >>> m = match_all(np.array([-1, -1, 0]), np.array([0, 0, 0]), np.ones(3), np.array([0, 0, 1]))
-    >>> m.particle_match.tolist(), m.n_pred.tolist(), m.n_true.tolist()
-    ([-1, 0], [0, 1], [1, 1])
-    """
-    n_ev = int(batch.max()) + 1 if batch.size else 0
-    has_cluster = np.zeros(n_ev, bool)
-    has_cluster[batch[labels >= 0]] = True
-    has_particle = np.zeros(n_ev, bool)
-    has_particle[batch[particle >= 0]] = True
-    empty = (~has_cluster & has_particle)[batch]
-    if not empty.any():
-        return match_clusters(labels, particle, energy, batch, **kwargs)
-    m = match_clusters(labels, np.where(empty, -1, particle), energy, batch, **kwargs)
-    only = np.where(empty, particle, -1)
-    kw = {k: v for k, v in kwargs.items() if k != "cluster_energy"}
-    p = match_clusters(only, only, energy, batch, **kw)  # energies and distances of the unfound
-    order = np.lexsort(
-        (np.concatenate([m.particle_id, p.particle_id]),
-         np.concatenate([m.particle_event, p.particle_event]))
-    )  # fmt: skip
-    n_p = p.particle_id.size
-
-    def cat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.concatenate([a, b])[order]
-
-    return dataclasses.replace(
-        m,
-        particle_event=cat(m.particle_event, p.particle_event),
-        particle_id=cat(m.particle_id, p.particle_id),
-        particle_energy=cat(m.particle_energy, p.particle_energy),
-        particle_deposited=cat(m.particle_deposited, p.particle_deposited),
-        particle_match=cat(m.particle_match, np.full(n_p, -1)),
-        particle_iou=cat(m.particle_iou, np.zeros(n_p)),
-        response=cat(m.response, np.full(n_p, np.nan)),
-        merged=cat(m.merged, np.zeros(n_p, bool)),
-        split=cat(m.split, np.zeros(n_p, bool)),
-        nearest_distance=cat(m.nearest_distance, p.nearest_distance),
-        n_true=m.n_true + np.pad(p.n_true, (0, n_ev - p.n_true.size)),
-    )
-
-
 def _clue_coords(data: Any, space: str) -> np.ndarray:
     pos = data.pos.detach().cpu().numpy().astype(np.float64)
     return pos[:, :2] if space == "xy" else pos
@@ -265,7 +206,7 @@ def evaluate_condensation(
     model:
         A :class:`calo.models.CondensationModel` (put in eval mode here).
     events:
-        Events with ``x``, ``pos``, ``energy`` and the truth (``y`` or ``truth_index``).
+        Events with ``x``, ``pos``, ``energy`` and the truth (``y`` or ``hit_particle``).
     config:
         Clustering, CLUE and matching settings.
 
@@ -314,7 +255,7 @@ def evaluate_condensation(
     methods = {}
     labels = {"model": cl.labels, "clue": clue_labels}
     for name, lab in labels.items():
-        m = match_all(
+        m = match_clusters(
             lab, a["particle"], energy, a["batch"],
             cluster_energy=e_model if name == "model" else None,
             true_energy=true_e, coords=a["pos"].astype(np.float64), config=cfg.matching,

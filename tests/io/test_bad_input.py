@@ -337,7 +337,7 @@ def test_float_layer_and_index_must_be_whole(tmp_path: Path) -> None:
     )
     data, _ = read_data(p, Schema(**{**BARE, "layer": "hit_lf", "truth_index": "hit_tf"}))
     assert data[0].layer.dtype == torch.int64 and data[1].layer.tolist() == [3]
-    assert data[0].truth_index.tolist() == [0, -1] and data[0].y.tolist() == [[1.0], [0.0]]
+    assert data[0].hit_particle.tolist() == [0, -1] and data[0].y.tolist() == [[1.0], [0.0]]
     with pytest.raises(DataError, match=r"value 3\.5, not a whole number") as err:
         read_data(p, Schema(**BARE, layer="hit_lbad"))
     assert err.value.where["entry"] == 1 and err.value.where["branch"] == "hit_lbad"

@@ -72,8 +72,8 @@ def test_units_sizes_and_scalar_truth(foreign: dict[str, Path]) -> None:
         e_true = [ev["gen_energy0"][i] * 1e-3, ev["gen_energy1"][i] * 1e-3]
         np.testing.assert_allclose(d.particle_energy.numpy(), [e_true], rtol=1e-6)
         assert d.particle_pdg.tolist() == [[ev["gen_pdg0"][i], ev["gen_pdg1"][i]]]
-        assert d.truth_index.tolist() == ev["pid"][i].tolist()
-        assert torch.equal(d.noise, d.truth_index < 0) and d.y.shape[1] == 2
+        assert d.hit_particle.tolist() == ev["pid"][i].tolist()
+        assert torch.equal(d.noise, d.hit_particle < 0) and d.y.shape[1] == 2
         assert int(d.event_id) == 100 + i
 
 
@@ -124,8 +124,8 @@ def test_fractions_and_index_together(tmp_path: Path, rng) -> None:
     c = ev["counts"]
     for i, d in enumerate(data):
         sl = slice(int(c[:i].sum()), int(c[: i + 1].sum()))
-        assert d.truth_index.dtype == torch.int64
-        np.testing.assert_array_equal(d.truth_index.numpy(), ev["truth"][sl])
+        assert d.hit_particle.dtype == torch.int64
+        np.testing.assert_array_equal(d.hit_particle.numpy(), ev["truth"][sl])
         np.testing.assert_array_equal(d.y.numpy(), ev["frac"][sl])  # fractions give y
     bad = dict(ev)
     bad["truth"] = ev["truth"].copy()

@@ -117,8 +117,8 @@ def test_written_tree_reads_with_padded_particles(tmp_path) -> None:
         assert ev.y.shape[1] == 5 and ev.particle_energy.shape == (1, 5)
         n = int(d["npart"][i])
         assert int((ev.particle_energy[0] > 0).sum()) == n
-        assert int(ev.truth_index.max()) < n
-        noise = ev.truth_index < 0
+        assert int(ev.hit_particle.max()) < n
+        noise = ev.hit_particle < 0
         assert bool((ev.noise == noise).all())
 
 

@@ -80,7 +80,7 @@ def test_loss_step_matches_the_loss_functions_and_learns(multi_events: list[Data
     # the same numbers from the loss functions called directly
     module.eval()
     out = module.model(batch)
-    particle = batch.truth_index.long() - batch.ptr[batch.batch]  # collate shifts "*index*"
+    particle = batch.hit_particle.long()
     assert int(particle.min()) == -1 and int(particle.max()) <= 4
     true_e = torch.where(
         particle >= 0, batch.particle_energy[batch.batch, particle.clamp(min=0)], 0.0
@@ -137,8 +137,7 @@ def test_table() -> None:
 
 def _random_efficiency(result: dict, seed: int = 0) -> float:
     """Efficiency of random labels with the model's number of clusters in every event."""
-    from calo.reco.matching import matching_summary
-    from calo.train.condensation_task import match_all
+    from calo.reco.matching import match_clusters, matching_summary
 
     rng = np.random.default_rng(seed)
     lab, batch = result["labels"]["model"], result["batch"]
@@ -148,7 +147,7 @@ def _random_efficiency(result: dict, seed: int = 0) -> float:
         n = int(lab[sel].max()) + 1
         if n > 0:
             rand[sel] = rng.integers(0, n, int(sel.sum()))
-    m = match_all(rand, result["particle"], result["energy"], batch)
+    m = match_clusters(rand, result["particle"], result["energy"], batch)
     return float(matching_summary(m)["efficiency"])
 
 
@@ -200,30 +199,23 @@ def test_train_and_evaluate_condensation_beats_random(tmp_path: Path, capsys) ->
     assert (tmp_path / "ev" / "plots" / "clusters_event0.png").is_file()
 
 
-def test_match_all_counts_events_without_clusters() -> None:
+def test_events_without_clusters_count_their_particles_as_unfound() -> None:
     from calo.reco.matching import match_clusters, matching_summary
-    from calo.train.condensation_task import match_all
 
     rng = np.random.default_rng(0)
     particle = rng.integers(-1, 3, 60)
     batch = np.repeat(np.arange(3), 20)
     energy = rng.uniform(0.1, 1.0, 60)
     labels = np.where(rng.random(60) < 0.8, particle, -1)
-    a, b = (
-        match_all(labels, particle, energy, batch),
-        match_clusters(labels, particle, energy, batch),
-    )
-    for field in ("particle_id", "particle_match", "particle_iou", "n_pred", "n_true"):
-        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    b = match_clusters(labels, particle, energy, batch)
     # event 1 without any cluster: its 3 particles are unfound, the others unchanged
     labels[batch == 1] = -1
-    m = match_all(labels, particle, energy, batch)
+    m = match_clusters(labels, particle, energy, batch)
     assert m.n_true.tolist() == [3, 3, 3] and m.n_pred.tolist() == [b.n_pred[0], 0, b.n_pred[2]]
     assert m.particle_event.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert m.particle_match[3:6].tolist() == [-1, -1, -1]
+    assert m.particle_iou[3:6].tolist() == [0.0, 0.0, 0.0]
     kept = b.particle_event != 1
-    np.testing.assert_array_equal(
-        m.particle_iou[m.particle_event != 1], b.particle_iou[kept]
-    )  # same matches elsewhere (cluster rows renumbered)
+    np.testing.assert_array_equal(m.particle_iou[kept], b.particle_iou[kept])
     s = matching_summary(m)
     assert s["efficiency"] == pytest.approx(int((b.particle_match[kept] >= 0).sum()) / 9)
