@@ -77,7 +77,7 @@ def hls_header_text(
         "// Written by calo.fpga.export: weights and configuration for hls4ml's nnet_garnet.h",
         '#include "ap_fixed.h"',
         '#include "ap_int.h"',
-        '#include "nnet_garnet.h"',
+        '#include "nnet_utils/nnet_garnet.h"',
         "",
         f"namespace {namespace} {{" if namespace else "",
         f"typedef {ty['input_t'].cpp()} input_t;",
