@@ -30,8 +30,9 @@ Examples
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ from calo.fpga.export import (
 )
 from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
 from calo.fpga.qat import QGarNetModel
-from calo.fpga.reference import FixedGarNet
+from calo.fpga.reference import FixedGarNet, MeanByNvertWarning
 from calo.models.config import ModelConfig
 
 __all__ = [
@@ -128,8 +129,15 @@ def export_qgarnet(
     seed: int = 0,
     name: str = "calo_garnet",
     source: str = "",
+    per_hit: bool = False,
 ) -> dict[str, Any]:
     """Write the export of an e/pi model into ``out``.
+
+    With ``per_hit`` the GarNet's per-hit outputs (``collapse = none``) are exported instead
+    of their mean; only a single-sublayer GarNet can (``nnet::garnet``): hls4ml 1.3's
+    ``nnet::garnet_stack`` without collapse keeps only the means of its last sublayer
+    (``garnet_utils::Means``, no per-hit edge weights) and then runs ``distribute``, which
+    reads per-hit edge weights, so it does not compile.
 
     Files: ``model.json`` (the fixed-point configuration and its resolved types, per sublayer
     the quantized arrays as hls4ml's converter makes them, ``w_d``, ``b_d``, ``w_in``,
@@ -173,7 +181,18 @@ def export_qgarnet(
     _check_args(events, name)
     stack = model.stack
     cfg = stack.config
-    reference = FixedGarNet(stack.quantized_sublayers(), cfg)
+    sublayers = stack.quantized_sublayers()
+    if per_hit:
+        if len(sublayers) > 1:
+            raise ConfigError(
+                f"--per-hit: a GarNetStack of {len(sublayers)} sublayers has no per-hit form "
+                "in hls4ml 1.3: nnet::garnet_stack without collapse keeps only the means of its "
+                "last sublayer (garnet_utils::Means, no per-hit edge weights) and its distribute "
+                "step reads per-hit edge weights, so the header does not compile; export the "
+                "collapsed stack (without --per-hit) or train a single GarNet layer"
+            )
+        cfg = replace(cfg, collapse="none")
+    reference = FixedGarNet(sublayers, cfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     npz: dict[str, np.ndarray] = {}
@@ -209,7 +228,8 @@ def export_qgarnet(
         "hls4ml": {
             "header": f"{name}.h",
             "includes": "nnet_utils/nnet_garnet.h",
-            "function": "nnet::garnet_stack",
+            "function": "nnet::garnet_stack" if len(sublayers) > 1 else "nnet::garnet",
+            "output": "per hit [n_vertices, n_out]" if per_hit else "mean over hits [n_out]",
         },
         "energy_scale": model.energy_scale,
         "features": asdict(features),
@@ -245,9 +265,11 @@ def garnet_blockers(model: ModelConfig) -> list[str]:
     """What keeps a fraction-task model from hls4ml's GarNet layer (empty: nothing).
 
     hls4ml's GarNet is the simplified form (mean aggregation only, output dense on the
-    returned features), with the potential exp(-d^2) and sums normalised by a fixed V_max (its
-    ``mean_by_nvert`` option divides by the hit count as an integer, ``(V/R)/n``, which is 0
-    for more than V/R hits; calo refuses to export into that).
+    returned features), with the potential exp(-d^2) and sums normalised by a fixed V_max or,
+    with ``mean_by_nvert``, by the hit count. ``model.garnet.mean_by=n`` is therefore not a
+    blocker: it exports with ``mean_by_nvert``, whose firmware computes ``(V/R)/n`` as an
+    integer (0 for more than V/R hits); the reference reproduces that arithmetic bit for bit
+    and :func:`export_fraction_garnet` reports how many test events it affects.
 
     Examples
     --------
@@ -272,11 +294,6 @@ def garnet_blockers(model: ModelConfig) -> list[str]:
         out.append(
             f"potential {g.potential}: hls4ml's GarNet weighs by exp(-d^2) from a table: "
             "train with model.garnet.potential=gauss"
-        )
-    if g.mean_by != "vmax":
-        out.append(
-            "mean_by n: hls4ml divides the sums by V_max, or with mean_by_nvert by (V/R)/n in "
-            "integer arithmetic (0 for n > V/R hits): train with model.garnet.mean_by=vmax"
         )
     if g.v_max < 1 or g.v_max & (g.v_max - 1):
         out.append(f"model.garnet.v_max={g.v_max}: hls4ml's V_max must be a power of two")
@@ -370,14 +387,19 @@ def export_fraction_garnet(
     g = model_cfg.garnet
     V = g.v_max
     R = reuse_factor if reuse_factor is not None else max(V // 4, 1)
-    cfg = GarNetFixedConfig(n_vertices=V, reuse_factor=R, collapse="none")
+    nvert = g.mean_by == "n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MeanByNvertWarning)  # reported in the summary
+        cfg = GarNetFixedConfig(n_vertices=V, reuse_factor=R, collapse="none", mean_by_nvert=nvert)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     inputs, counts = _layer_inputs(model, events, V)
     npz: dict[str, np.ndarray] = {}
     layers, files, overflows = [], ["model.json", "model.npz"], {}
     for b, (w, X) in enumerate(zip(fraction_garnet_weights(model), inputs, strict=True)):
-        reference = FixedGarNet([w], cfg)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MeanByNvertWarning)
+            reference = FixedGarNet([w], cfg)
         folder = out / f"layer{b}"
         folder.mkdir(exist_ok=True)
         header = write_hls_header(reference, None, folder / f"{name}_{b}.h", name=f"{name}_{b}")
@@ -394,6 +416,18 @@ def export_fraction_garnet(
             }
         )
     truncated = int((counts > V).sum())
+    pitfall = None
+    if nvert:
+        pitfall = {
+            "mean_by_nvert": True,
+            "events_with_zero_means": int((np.minimum(counts, V) > V // R).sum()),
+            "of_events": len(counts),
+            "note": f"the model was trained with means by the hit count n; hls4ml's "
+            f"mean_by_nvert multiplies the sums by ({V}/{R})/n = {V // R}/n computed in "
+            f"integers, 0 for n > {V // R}, so the firmware's means (and the exported "
+            "reference's expected outputs, equal to them bit for bit) are 0 for those events "
+            "and truncated for the others; a larger reuse factor (smaller V/R) makes it worse",
+        }
     doc = {
         "format": "calo-fpga-export",
         "version": 1,
@@ -407,6 +441,7 @@ def export_fraction_garnet(
             "tanh and BatchNorm after every GarNet layer",
             "the head (Dense relu, Dense, Dense + softmax over showers)",
         ],
+        "mean_by_nvert": pitfall,
         "test_events": {
             "events": len(events),
             "truncated_to_v_max": truncated,
@@ -421,5 +456,6 @@ def export_fraction_garnet(
         "events": n_vectors,
         "edge_events": edge_case_counts(cfg),
         "truncated_events": truncated,
+        "mean_by_nvert": pitfall,
         "overflows": overflows,
     }

@@ -122,3 +122,12 @@ def test_model_json_names_each_arrays_hls4ml_member_and_flattening(tmp_path):
     }
     assert doc["test_vectors"] == {"events": 6, "sample_events": 2, "edge_events": [0, 1, 4, 16]}
     assert doc["hls4ml"]["includes"] == "nnet_utils/nnet_garnet.h"
+
+
+def test_per_hit_export_of_a_stack_is_an_error_that_says_why(tmp_path):
+    from calo.errors import ConfigError
+
+    stack = QGarNetStack(config=GarNetFixedConfig(n_vertices=16, reuse_factor=4))
+    with pytest.raises(ConfigError, match=r"garnet_stack without collapse .* does not compile"):
+        export_qgarnet(QGarNetModel(stack), tmp_path, FPGAFeatures(), events=2, per_hit=True)
+    assert not (tmp_path / "model.json").exists()
