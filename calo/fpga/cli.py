@@ -1,7 +1,7 @@
 """Command-line tool ``calo-export``: a calo-train run to the firmware's inputs.
 
 ``calo-export RUN_OR_CHECKPOINT --out DIR [--events N] [--data FILE.root ...] [--seed S]
-[--name NAME] [--reuse-factor R]`` reads a run folder (its best checkpoint) or a checkpoint
+[--name NAME] [--reuse-factor R] [--per-hit]`` reads a run folder (its best checkpoint) or a checkpoint
 that ``calo-train`` wrote and exports it (:mod:`calo.fpga.model_export`):
 
 * an e/pi run (``calo-train --task e_pi``): the quantized GarNetStack (``model.json``,
@@ -9,7 +9,8 @@ that ``calo-train`` wrote and exports it (:mod:`calo.fpga.model_export`):
   test vectors with the expected output bits (toy events, or ``--data`` calo-simulate e/pi
   events);
 * a fraction-task GarNet (``calo-train --model garnet`` with ``model.garnet.simplified=true
-  model.garnet.potential=gauss model.garnet.mean_by=vmax``): every GarNet layer quantized as
+  model.garnet.potential=gauss``; ``model.garnet.mean_by=n`` exports with hls4ml's
+  ``mean_by_nvert`` and a warning): every GarNet layer quantized as
   hls4ml's converter does, one ``nnet::garnet`` header each, with test vectors of the inputs
   each layer sees on the run's validation events (or ``--data`` files);
 * anything else: a one-line error that names what hls4ml's GarNet cannot express.
@@ -63,6 +64,13 @@ def _parser() -> ArgumentParser:
         help="reuse factor R of a fraction GarNet's layers (default V_max / 4); an e/pi run "
         "keeps the one it was trained with",
     )
+    p.add_argument(
+        "--per-hit",
+        action="store_true",
+        help="export per-hit outputs instead of their mean (a fraction GarNet's layers are "
+        "always per hit; an e/pi GarNet only when it has one sublayer: hls4ml's garnet_stack "
+        "has no per-hit form that compiles)",
+    )
     return p
 
 
@@ -74,8 +82,14 @@ def export_run(
     seed: int = 0,
     name: str = "calo_garnet",
     reuse_factor: int | None = None,
+    per_hit: bool = False,
 ) -> dict[str, Any]:
     """Export the model of a calo-train run folder or checkpoint into ``out``.
+
+    ``per_hit`` exports per-hit outputs (:func:`calo.fpga.model_export.export_qgarnet`; a
+    fraction GarNet's layers are per hit anyway). A fraction GarNet trained with
+    ``model.garnet.mean_by=n`` exports with hls4ml's ``mean_by_nvert`` (the summary's
+    ``mean_by_nvert`` says how many test events its integer ``(V/R)/n`` zeroes).
 
     Returns the summary of :func:`calo.fpga.model_export.export_qgarnet` (e/pi runs) or
     :func:`calo.fpga.model_export.export_fraction_garnet` (fraction GarNets).
@@ -105,7 +119,15 @@ def export_run(
 
         files = [data] if isinstance(data, str | Path) else data
         return export_qgarnet(
-            model, out, e_pi_features(cfg.e_pi), events, files, seed, name, source=str(ckpt)
+            model,
+            out,
+            e_pi_features(cfg.e_pi),
+            events,
+            files,
+            seed,
+            name,
+            source=str(ckpt),
+            per_hit=per_hit,
         )
     blockers = garnet_blockers(cfg.model)
     if blockers:
@@ -190,13 +212,27 @@ def export_main(argv: list[str] | None = None) -> int:
         )
         return 0
     res = export_run(
-        args.run, args.out, args.events, args.data, args.seed, args.name, args.reuse_factor
+        args.run,
+        args.out,
+        args.events,
+        args.data,
+        args.seed,
+        args.name,
+        args.reuse_factor,
+        args.per_hit,
     )
     over = res["overflows"]
     print(
         f"wrote {', '.join(res['files'])} to {res['out']} ({res['events']} test events; "
         + (f"overflows on them: {over})" if over else "no overflow on them)")
     )
+    if res.get("mean_by_nvert"):
+        nv = res["mean_by_nvert"]
+        print(
+            f"warning: mean_by_nvert: the firmware's means are 0 on "
+            f"{nv['events_with_zero_means']} of {nv['of_events']} test events "
+            "(integer (V/R)/n; see model.json)"
+        )
     return 0
 
 

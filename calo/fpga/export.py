@@ -21,7 +21,61 @@ from calo.errors import ConfigError
 from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
 from calo.fpga.reference import FixedGarNet
 
-__all__ = ["hls_header_text", "write_hls_header", "write_test_vectors"]
+__all__ = [
+    "HLS_ARRAYS",
+    "edge_case_counts",
+    "hls_array_doc",
+    "hls_header_text",
+    "with_edge_cases",
+    "write_hls_header",
+    "write_test_vectors",
+]
+
+
+#: calo's name of each quantized array -> (the member of hls4ml's config struct it fills, the
+#: axes of calo's array, the flat index nnet_garnet.h reads it with). The header writes each
+#: array row-major (C order) over these axes, which is the order of those indices.
+HLS_ARRAYS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "w_in": (
+        "input_transform_weights",
+        ("out_feature", "aggregator", "in_feature"),
+        "(io * n_aggregators + ia) * n_in_features + ix",
+    ),
+    "b_in": ("input_transform_biases", ("out_feature", "aggregator"), "io * n_aggregators + ia"),
+    "w_d": (
+        "aggregator_distance_weights",
+        ("aggregator", "in_feature"),
+        "ia * n_in_features + ix",
+    ),
+    "b_d": ("aggregator_distance_biases", ("aggregator",), "ia"),
+    "b_out": ("output_transform_biases", ("out_feature",), "io"),
+}
+
+
+def hls_array_doc(key: str, shape: Sequence[int], struct: str) -> dict[str, object]:
+    """How one quantized array reaches hls4ml: the config struct and member it fills and its
+    flattening (for ``model.json``).
+
+    Examples
+    --------
+    >>> d = hls_array_doc("w_in", (8, 4, 4), "config::sublayer_t<0>")
+    >>> d["hls4ml_member"], d["axes"], d["flat_index"]
+    ('input_transform_weights', ['out_feature', 'aggregator', 'in_feature'], '(io * n_aggregators + ia) * n_in_features + ix')
+    >>> d["flattening"]
+    'row-major (C order) over [out_feature, aggregator, in_feature] = [8, 4, 4]: 128 values'
+    """
+    member, axes, index = HLS_ARRAYS[key]
+    if len(axes) != len(shape):
+        raise ConfigError(f"array {key} has shape {tuple(shape)}, expected axes {axes}")
+    size = int(np.prod(shape))
+    return {
+        "hls4ml_struct": struct,
+        "hls4ml_member": member,
+        "axes": list(axes),
+        "flat_index": index,
+        "flattening": f"row-major (C order) over [{', '.join(axes)}] = "
+        f"{list(int(k) for k in shape)}: {size} values",
+    }
 
 
 # ---------------------------------------------------------------------- header
@@ -77,7 +131,7 @@ def hls_header_text(
         "// Written by calo.fpga.export: weights and configuration for hls4ml's nnet_garnet.h",
         '#include "ap_fixed.h"',
         '#include "ap_int.h"',
-        '#include "nnet_garnet.h"',
+        '#include "nnet_utils/nnet_garnet.h"',
         "",
         f"namespace {namespace} {{" if namespace else "",
         f"typedef {ty['input_t'].cpp()} input_t;",
@@ -87,13 +141,7 @@ def hls_header_text(
     ]
     arrays = []
     for li, s in enumerate(model.sublayers):
-        for key, hname in (
-            ("w_in", "input_transform_weights"),
-            ("b_in", "input_transform_biases"),
-            ("w_d", "aggregator_distance_weights"),
-            ("b_d", "aggregator_distance_biases"),
-            ("b_out", "output_transform_biases"),
-        ):
+        for key, (hname, _axes, _index) in HLS_ARRAYS.items():
             vals = s.values(key)
             var = f"{hname}_{li}"
             L.append(f"static const {s.types[key].cpp()} {var}[{vals.size}] = {_fmt(vals)};")
@@ -253,6 +301,71 @@ def write_test_vectors(
     extra = {} if expected_raw is None else {"expected_raw": np.asarray(expected_raw)}
     np.savez(path.with_suffix(".npz"), x_raw=X, n=np.asarray(n), **extra)
     return path
+
+
+def edge_case_counts(config: GarNetFixedConfig) -> list[int]:
+    """Hit counts every set of test vectors holds: ``0, 1, V/R, V`` (distinct, in order).
+
+    With ``mean_by_nvert`` the firmware computes ``(V/R)/n`` in integers, a division by zero
+    for ``n = 0`` (undefined behaviour in C++, SIGFPE on x86), so 0 is left out there.
+
+    Examples
+    --------
+    >>> edge_case_counts(GarNetFixedConfig(n_vertices=16, reuse_factor=4))
+    [0, 1, 4, 16]
+    >>> edge_case_counts(GarNetFixedConfig(n_vertices=16, reuse_factor=1))
+    [0, 1, 16]
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     cfg = GarNetFixedConfig(n_vertices=16, reuse_factor=4, mean_by_nvert=True)
+    >>> edge_case_counts(cfg)
+    [1, 4, 16]
+    """
+    V, R = config.n_vertices, config.reuse_factor
+    counts = [] if config.mean_by_nvert else [0]
+    for k in (1, V // R, V):
+        if k not in counts:
+            counts.append(k)
+    return counts
+
+
+def with_edge_cases(
+    X: NDArray[np.floating], n: NDArray[np.integer], config: GarNetFixedConfig
+) -> tuple[NDArray[np.floating], NDArray[np.int64]]:
+    """Prepend events with the hit counts of :func:`edge_case_counts` to ``(X, n)``.
+
+    The hits of an edge event are the valid hits of the given events, in order (repeated when
+    they are fewer than ``V``); its padding is zero. So every set of test vectors covers an
+    empty event, a single hit, exactly one group of ``V/R`` hits and a full event, whatever the
+    sample's hit counts.
+
+    Examples
+    --------
+    >>> X = np.arange(2 * 4 * 1, dtype=float).reshape(2, 4, 1)
+    >>> Xe, ne = with_edge_cases(X, np.array([3, 2]), GarNetFixedConfig(4, reuse_factor=2))
+    >>> ne.tolist(), Xe[:3, :, 0].tolist()
+    ([0, 1, 2, 4, 3, 2], [[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    >>> Xe[3, :, 0].tolist()  # the full event: hits 0, 1, 2 of event 0, then hit 0 of event 1
+    [0.0, 1.0, 2.0, 4.0]
+    """
+    X = np.asarray(X)
+    n = np.asarray(n, dtype=np.int64)
+    V = config.n_vertices
+    if X.ndim != 3 or X.shape[1] != V or len(n) != len(X):
+        raise ConfigError(
+            f"with_edge_cases needs X of shape [B, {V}, F] and n of length B, got "
+            f"{X.shape} and {n.shape}"
+        )
+    pool = np.concatenate([X[e, : min(int(k), V)] for e, k in enumerate(n)], axis=0)
+    if len(pool) == 0:
+        pool = np.zeros((1, X.shape[2]), dtype=X.dtype)
+    pool = np.resize(pool, (V, X.shape[2]))  # repeats the hits when there are fewer than V
+    counts = edge_case_counts(config)
+    edge = np.zeros((len(counts), V, X.shape[2]), dtype=X.dtype)
+    for i, k in enumerate(counts):
+        edge[i, :k] = pool[:k]
+    return np.concatenate([edge, X]), np.concatenate([np.asarray(counts, np.int64), n])
 
 
 # ---------------------------------------------------------------------- model export

@@ -1,7 +1,8 @@
 """Compile and run exported GarNets with g++ against hls4ml's ``nnet_garnet.h``.
 
 :func:`harness_source`, :func:`build_harness` and :func:`run_harness` compile a small program
-against the hls4ml wheel's ``ap_types`` and ``nnet_utils`` folders (:func:`hls4ml_include_dirs`)
+against the hls4ml wheel's ``templates/vivado`` folder (``nnet_utils/nnet_garnet.h``) and its
+``ap_types`` (:func:`hls4ml_include_dirs`, :func:`gxx_flags`)
 and run it on test vectors, so that the numba reference can be compared with the firmware's C++
 bit for bit.
 """
@@ -21,11 +22,17 @@ from calo.errors import FixedPointError
 from calo.fpga.export import write_hls_header, write_test_vectors
 from calo.fpga.reference import FixedGarNet
 
-__all__ = ["build_harness", "harness_source", "hls4ml_include_dirs", "run_harness"]
+__all__ = ["build_harness", "gxx_flags", "harness_source", "hls4ml_include_dirs", "run_harness"]
 
 
 def hls4ml_include_dirs() -> list[Path]:
-    """Include folders of the installed hls4ml wheel: ``ap_types`` and ``nnet_utils``.
+    """Include folders of the installed hls4ml wheel, as hls4ml's firmware layout needs them.
+
+    An exported header includes ``"nnet_utils/nnet_garnet.h"``, as the ``firmware/`` folder of
+    an hls4ml project does (``firmware/nnet_utils/``, ``firmware/ap_types/``). The wheel ships
+    that layout under ``hls4ml/templates/vivado``, so the folders are that one (for
+    ``nnet_utils/...``) and its ``ap_types`` (``ap_fixed.h``, ``hls_math.h``, ``hls_stream.h``),
+    the two ``-I`` flags of the README's g++ line (:func:`gxx_flags`).
 
     Raises
     ------
@@ -35,7 +42,7 @@ def hls4ml_include_dirs() -> list[Path]:
     Examples
     --------
     >>> [p.name for p in hls4ml_include_dirs()]  # doctest: +SKIP
-    ['ap_types', 'nnet_utils']
+    ['vivado', 'ap_types']
     """
     try:
         import hls4ml
@@ -44,11 +51,25 @@ def hls4ml_include_dirs() -> list[Path]:
             "hls4ml is not installed; install calo with the fpga extra (pip install -e '.[fpga]')"
         ) from None
     base = Path(os.path.dirname(hls4ml.__file__)) / "templates" / "vivado"
-    dirs = [base / "ap_types", base / "nnet_utils"]
-    for d in dirs:
-        if not d.is_dir():
-            raise FixedPointError(f"hls4ml installation has no folder {d}")
+    dirs = [base, base / "ap_types"]
+    for f in (base / "nnet_utils" / "nnet_garnet.h", base / "ap_types" / "ap_fixed.h"):
+        if not f.is_file():
+            raise FixedPointError(f"hls4ml installation has no file {f}")
     return dirs
+
+
+def gxx_flags(opt: str = "-O2") -> list[str]:
+    """The g++ flags that build an exported header: C++11 and :func:`hls4ml_include_dirs`.
+
+    The README's g++ line spells the same flags with ``$HLS4ML`` for the wheel's folder.
+
+    Examples
+    --------
+    >>> flags = gxx_flags()  # doctest: +SKIP
+    >>> flags[:2], [f.rsplit("/", 2)[-2:] for f in flags[2:]]  # doctest: +SKIP
+    (['-std=c++11', '-O2'], [['templates', 'vivado'], ['vivado', 'ap_types']])
+    """
+    return ["-std=c++11", opt, *(f"-I{d}" for d in hls4ml_include_dirs())]
 
 
 def harness_source(
@@ -170,7 +191,7 @@ def build_harness(
     write_hls_header(model, None, workdir / f"{name}.h", name=name)
     (workdir / "harness.cpp").write_text(harness_source(((f"{name}.h", None),), name))
     exe = workdir / "harness"
-    cmd = [gxx, opt, "-std=c++11", "-w", *(f"-I{d}" for d in hls4ml_include_dirs())]
+    cmd = [gxx, *gxx_flags(opt), "-w"]
     cmd += [str(workdir / "harness.cpp"), "-o", str(exe)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:

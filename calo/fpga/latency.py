@@ -42,7 +42,13 @@ transform kernels add ``F_out A (F_in + 1)`` per sublayer (``output_base`` with 
 input transform); ternary ones are sign flips in LUTs. This is a count of multiplications, not
 a synthesis result: against the published designs it is 7 % low for the continuous model and
 9-20 % low for the quantized ones (HLS also maps some wide adders to DSPs); the test checks it
-within 25 %.
+within 25 %. With ``head=PAPER_HEAD`` the Dense head after the mean is added
+(:func:`head_dsp`: ``ceil(n_in n_out / R_head)`` per layer, 400 at ``R_head = 1``), giving the
+whole model's count: 5-20 % above the published totals.
+
+Out of sample: :func:`fit_constants` fits the three constants to any subset of the published
+rows (:data:`PUBLISHED`) and :func:`leave_one_out` predicts each row from the other four;
+:func:`lut_ff_leave_one_out` shows that no simple LUT/FF rule survives that test.
 
 Examples
 --------
@@ -53,14 +59,27 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from calo.errors import ConfigError
 from calo.fpga.garnet import sublayer_dims
 
-__all__ = ["PAPER_STACK", "LatencyEstimate", "estimate_latency", "published_table"]
+__all__ = [
+    "FITTED_CONSTANTS",
+    "PAPER_HEAD",
+    "PAPER_STACK",
+    "PUBLISHED",
+    "LatencyEstimate",
+    "estimate_latency",
+    "fit_constants",
+    "head_dsp",
+    "leave_one_out",
+    "lut_ff_leave_one_out",
+    "published_table",
+]
 
 #: The paper's stack (:data:`~calo.fpga.garnet.PAPER_SUBLAYERS`): (F_in, aggregators, F_out).
 PAPER_STACK: tuple[tuple[int, int, int], ...] = tuple((f, a, o) for f, a, _p, o in sublayer_dims())
@@ -71,6 +90,21 @@ T_TABLE = 2
 C_IO = 4  # fitted
 M_WEIGHT = 2  # fitted: continuous weight multiplication (constant coefficient)
 C_II = 2  # fitted
+#: The fitted constants as :func:`estimate_latency` takes them.
+FITTED_CONSTANTS: dict[str, int] = {"c_io": C_IO, "m_weight": M_WEIGHT, "c_ii": C_II}
+#: The paper's Dense head after the stack's mean: Dense(16, relu), Dense(8, relu), then the
+#: regression and the classification output, each Dense(1) on the 8 features.
+PAPER_HEAD: tuple[int, ...] = (16, 8, 1, 1)
+
+#: The published rows of Iiyama et al. (2021): model, V_max, R, latency and II (cycles),
+#: DSP, LUT, FF.
+PUBLISHED: tuple[tuple[str, int, int, int, int, int, int, int], ...] = (
+    ("continuous", 128, 32, 155, 55, 3100, 57000, 39000),
+    ("quantized", 128, 32, 148, 50, 1600, 70000, 41000),
+    ("quantized", 64, 16, 99, 34, 1600, 63000, 38000),
+    ("quantized", 32, 8, 75, 26, 1400, 52000, 33000),
+    ("quantized", 16, 4, 63, 22, 1500, 57000, 37000),
+)
 
 
 @dataclass(frozen=True)
@@ -118,6 +152,9 @@ def estimate_latency(
     quantized: bool = True,
     collapse: bool = True,
     clock_ns: float = 5.0,
+    constants: Mapping[str, int] | None = None,
+    head: Sequence[int] | None = None,
+    head_reuse_factor: int = 1,
 ) -> LatencyEstimate:
     """Estimate latency, II and DSPs of a GarNet layer (one sublayer) or stack.
 
@@ -134,6 +171,16 @@ def estimate_latency(
         Mean over hits at the end (otherwise a per-hit ``distribute`` loop; single layer).
     clock_ns:
         Clock period (5 ns = 200 MHz in the paper).
+    constants:
+        Values of the fitted constants ``c_io``, ``m_weight``, ``c_ii`` to use instead of
+        the module's (:data:`FITTED_CONSTANTS`; :func:`fit_constants` fits them).
+    head:
+        Widths of the Dense layers after the GarNet, e.g. ``(16, 8, 1, 1)`` for the paper's
+        head (:data:`PAPER_HEAD`; the two outputs both read the last hidden layer). Adds their
+        DSPs, ``ceil(n_in n_out / head_reuse_factor)`` per layer as hls4ml's Dense unrolls
+        them, to ``dsp`` (the latency stays the GarNet's: the paper's table times the stack).
+    head_reuse_factor:
+        Reuse factor of the head's Dense layers (1: every multiplication has its DSP).
 
     Raises
     ------
@@ -153,7 +200,9 @@ def estimate_latency(
     if len(sublayers) > 1 and not collapse:
         raise ConfigError("hls4ml's GarNetStack needs collapse")
     U = V // R
-    m_w = 0 if quantized else M_WEIGHT
+    k = {**FITTED_CONSTANTS, **(constants or {})}
+    c_io, c_ii = k["c_io"], k["c_ii"]
+    m_w = 0 if quantized else k["m_weight"]
     terms: dict[str, int] = {}
     loops: list[int] = []
     norms: list[int] = []
@@ -183,12 +232,164 @@ def estimate_latency(
         d_out = R + M_DSP + _tree(last_a + 1) + 1  # distribute loop
         dsp += U * last_o * last_a
     terms["output"] = d_out
-    terms["io"] = C_IO
-    latency = sum(R + d for d in loops) + sum(norms) + d_out + C_IO
-    ii = max(R + dl + dn for dl, dn in zip(loops, norms, strict=True)) + C_II
+    terms["io"] = c_io
+    latency = sum(R + d for d in loops) + sum(norms) + d_out + c_io
+    ii = max(R + dl + dn for dl, dn in zip(loops, norms, strict=True)) + c_ii
     if not collapse:
-        ii = max(ii, d_out + C_II)
+        ii = max(ii, d_out + c_ii)
+    if head:
+        dsp += head_dsp(last_o, head, head_reuse_factor)
     return LatencyEstimate(latency, ii, latency * clock_ns, ii * clock_ns, dsp, terms)
+
+
+def head_dsp(n_in: int, head: Sequence[int], reuse_factor: int = 1) -> int:
+    """DSPs of a Dense head as hls4ml unrolls it: ``ceil(n_in n_out / reuse)`` per layer.
+
+    ``head`` lists the output widths; layers after the first hidden ones that have width 1
+    and follow a wider layer all read that layer (the paper's two outputs both read the 8
+    features of the last hidden layer).
+
+    Examples
+    --------
+    >>> head_dsp(16, PAPER_HEAD)  # 16*16 + 16*8 + 8*1 + 8*1
+    400
+    >>> head_dsp(16, PAPER_HEAD, reuse_factor=4)
+    100
+    """
+    if reuse_factor < 1:
+        raise ConfigError(f"head reuse factor must be at least 1, got {reuse_factor}")
+    dsp, fan_in = 0, n_in
+    for width in head:
+        dsp += math.ceil(fan_in * width / reuse_factor)
+        if width > 1:
+            fan_in = width
+    return dsp
+
+
+def _row_estimate(row: tuple, constants: Mapping[str, int] | None = None) -> LatencyEstimate:
+    kind, V, R = row[0], row[1], row[2]
+    return estimate_latency(V, R, PAPER_STACK, kind == "quantized", constants=constants)
+
+
+def fit_constants(rows: Sequence[tuple] = PUBLISHED, grid: range = range(0, 9)) -> dict[str, int]:
+    """Fit ``c_io``, ``m_weight``, ``c_ii`` to published rows.
+
+    The criterion: the largest relative error of latency and II over the rows, smallest
+    first; ties are broken by the sum of squared relative errors, then by the smaller
+    constants (so ``m_weight``, which only continuous rows determine, is 0 when none is
+    given). Integers in ``grid``.
+
+    Examples
+    --------
+    >>> fit_constants()  # the module's C_IO = 4 was chosen by hand; the criterion gives 2
+    {'c_io': 2, 'm_weight': 2, 'c_ii': 2}
+    >>> fit_constants(PUBLISHED[1:])  # without the continuous row m_weight is undetermined
+    {'c_io': 3, 'm_weight': 0, 'c_ii': 2}
+    """
+    if not rows:
+        raise ConfigError("fit_constants needs at least one published row")
+    best: tuple | None = None
+    for c_io, m_w, c_ii in itertools.product(grid, grid, grid):
+        k = {"c_io": c_io, "m_weight": m_w, "c_ii": c_ii}
+        errs = []
+        for row in rows:
+            est = _row_estimate(row, k)
+            errs += [est.latency_cycles / row[3] - 1, est.ii_cycles / row[4] - 1]
+        key = (max(abs(e) for e in errs), sum(e * e for e in errs), m_w, c_io, c_ii)
+        if best is None or key < best[0]:
+            best = (key, k)
+    assert best is not None
+    return best[1]
+
+
+def leave_one_out(grid: range = range(0, 9)) -> list[dict[str, object]]:
+    """Latency and II of every published row, fitted in sample and predicted out of sample.
+
+    For each row: the estimate with the constants :func:`fit_constants` finds on all rows
+    (``*_in``) and with those it finds on the other four (``*_loo``), and the relative
+    errors. The whole-model DSP estimate (stack and the paper's head, :func:`head_dsp`) has
+    no fitted constant, so it is the same in and out of sample.
+
+    Examples
+    --------
+    >>> rows = leave_one_out()
+    >>> [(r["latency_loo"], r["ii_loo"]) for r in rows]
+    [(147, 50), (146, 50), (98, 34), (74, 26), (62, 22)]
+    >>> [r["latency_paper"] for r in rows]
+    [155, 148, 99, 75, 63]
+    >>> round(max(abs(r["latency_loo_err"]) for r in rows[1:]), 4)  # quantized rows
+    0.0159
+    >>> round(rows[0]["latency_loo_err"], 3), round(rows[0]["ii_loo_err"], 3)  # continuous
+    (-0.052, -0.091)
+    """
+    full = fit_constants(PUBLISHED, grid)
+    out = []
+    for i, row in enumerate(PUBLISHED):
+        k = fit_constants(PUBLISHED[:i] + PUBLISHED[i + 1 :], grid)
+        est_in, est_loo = _row_estimate(row, full), _row_estimate(row, k)
+        dsp = estimate_latency(
+            row[1], row[2], PAPER_STACK, row[0] == "quantized", head=PAPER_HEAD
+        ).dsp
+        out.append(
+            {
+                "model": row[0],
+                "n_vertices": row[1],
+                "reuse_factor": row[2],
+                "latency_paper": row[3],
+                "latency_in": est_in.latency_cycles,
+                "latency_loo": est_loo.latency_cycles,
+                "latency_in_err": est_in.latency_cycles / row[3] - 1,
+                "latency_loo_err": est_loo.latency_cycles / row[3] - 1,
+                "ii_paper": row[4],
+                "ii_in": est_in.ii_cycles,
+                "ii_loo": est_loo.ii_cycles,
+                "ii_in_err": est_in.ii_cycles / row[4] - 1,
+                "ii_loo_err": est_loo.ii_cycles / row[4] - 1,
+                "constants_loo": k,
+                "dsp_paper": row[5],
+                "dsp_model": dsp,
+                "dsp_err": dsp / row[5] - 1,
+            }
+        )
+    return out
+
+
+def lut_ff_leave_one_out() -> dict[str, dict[str, list[float]]]:
+    """Out-of-sample check of the simplest LUT and FF rules on the published rows.
+
+    Two rules, each predicting a left-out row from the other four: ``constant`` (their
+    mean) and ``log_linear`` (a straight line in log2 V_max through the other quantized
+    rows; the continuous row has no such rule). Returns the relative errors per row
+    (NaN where a rule does not apply). Neither rule predicts better than about 20 %: the
+    published LUT and FF counts do not follow V_max or R, so calo gives no LUT/FF estimate.
+
+    Examples
+    --------
+    >>> res = lut_ff_leave_one_out()
+    >>> [round(e, 3) for e in res["lut"]["constant"]]
+    [0.061, -0.182, -0.063, 0.188, 0.061]
+    >>> [round(e, 3) for e in res["ff"]["log_linear"][1:]]
+    [-0.098, 0.004, 0.147, -0.207]
+    """
+    import numpy as np
+
+    V = np.array([r[1] for r in PUBLISHED], dtype=float)
+    quant = np.array([r[0] == "quantized" for r in PUBLISHED])
+    out: dict[str, dict[str, list[float]]] = {}
+    for name, col in (("lut", 6), ("ff", 7)):
+        y = np.array([r[col] for r in PUBLISHED], dtype=float)
+        const, loglin = [], []
+        for i in range(len(PUBLISHED)):
+            others = np.arange(len(PUBLISHED)) != i
+            const.append(float(y[others].mean() / y[i] - 1))
+            q = others & quant
+            if quant[i] and q.sum() >= 2:
+                a, b = np.polyfit(np.log2(V[q]), y[q], 1)
+                loglin.append(float((a * np.log2(V[i]) + b) / y[i] - 1))
+            else:
+                loglin.append(float("nan"))
+        out[name] = {"constant": const, "log_linear": loglin}
+    return out
 
 
 def published_table() -> list[dict[str, object]]:
@@ -200,15 +401,8 @@ def published_table() -> list[dict[str, object]]:
     >>> max(abs(r["latency_model"] / r["latency_paper"] - 1) for r in rows) < 0.1
     True
     """
-    paper = [
-        ("continuous", 128, 32, 155, 55, 3100),
-        ("quantized", 128, 32, 148, 50, 1600),
-        ("quantized", 64, 16, 99, 34, 1600),
-        ("quantized", 32, 8, 75, 26, 1400),
-        ("quantized", 16, 4, 63, 22, 1500),
-    ]
     rows = []
-    for kind, V, R, lat, ii, dsp in paper:
+    for kind, V, R, lat, ii, dsp, _lut, _ff in PUBLISHED:
         est = estimate_latency(V, R, PAPER_STACK, quantized=kind == "quantized")
         rows.append(
             {

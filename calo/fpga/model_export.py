@@ -30,8 +30,9 @@ Examples
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +42,16 @@ from torch import nn
 
 from calo.errors import ConfigError, DataError
 from calo.fpga.data import FPGAFeatures
-from calo.fpga.export import write_hls_header, write_test_vectors
+from calo.fpga.export import (
+    edge_case_counts,
+    hls_array_doc,
+    with_edge_cases,
+    write_hls_header,
+    write_test_vectors,
+)
 from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
 from calo.fpga.qat import QGarNetModel
-from calo.fpga.reference import FixedGarNet
+from calo.fpga.reference import FixedGarNet, MeanByNvertWarning
 from calo.models.config import ModelConfig
 
 __all__ = [
@@ -55,8 +62,9 @@ __all__ = [
 ]
 
 
-def _array_entry(raw: np.ndarray, t: Any) -> dict[str, Any]:
+def _array_entry(raw: np.ndarray, t: Any, key: str, struct: str) -> dict[str, Any]:
     return {
+        **hls_array_doc(key, raw.shape, struct),
         "type": str(t),
         "shape": list(raw.shape),
         "raw": raw.astype(np.int64).ravel().tolist(),
@@ -74,11 +82,13 @@ def _check_args(events: int, name: str) -> None:
 def _sublayer_doc(reference: FixedGarNet, npz: dict[str, np.ndarray], prefix: str) -> list[dict]:
     """The quantized arrays of each sublayer (for model.json) and into ``npz``."""
     out = []
+    stack = len(reference.sublayers) > 1
     for li, q in enumerate(reference.sublayers):
         arrays = {}
+        struct = f"config::sublayer_t<{li}>" if stack else "config"
         for key in ("w_d", "b_d", "w_in", "b_in", "b_out"):
             raw = getattr(q, key)
-            arrays[key] = _array_entry(raw, q.types[key])
+            arrays[key] = _array_entry(raw, q.types[key], key, struct)
             npz[f"{prefix}L{li}_{key}_raw"] = raw
             npz[f"{prefix}L{li}_{key}"] = q.values(key)
         out.append(
@@ -96,7 +106,9 @@ def _sublayer_doc(reference: FixedGarNet, npz: dict[str, np.ndarray], prefix: st
 def _vectors(
     out: Path, reference: FixedGarNet, X: np.ndarray, n: np.ndarray, prefix: str = ""
 ) -> tuple[list[str], Any]:
-    """Test vectors, the reference's expected raw outputs and their values as hex doubles."""
+    """Test vectors (the edge events of :func:`with_edge_cases` first), the reference's
+    expected raw outputs and their values as hex doubles."""
+    X, n = with_edge_cases(X, n, reference.config)
     X_raw = reference.quantize_inputs(X)
     expected, report = reference.run_raw(X_raw, n)
     vec = write_test_vectors(out / f"{prefix}test_vectors.txt", reference, X_raw, n, expected)
@@ -105,7 +117,7 @@ def _vectors(
     with exp_path.open("w") as fh:
         for row in vals.reshape(vals.shape[0], -1):
             fh.write(" ".join(float(v).hex() for v in row) + "\n")
-    return [vec.name, vec.with_suffix(".npz").name, exp_path.name], report
+    return [vec.name, vec.with_suffix(".npz").name, exp_path.name], report, len(n)
 
 
 def export_qgarnet(
@@ -117,18 +129,29 @@ def export_qgarnet(
     seed: int = 0,
     name: str = "calo_garnet",
     source: str = "",
+    per_hit: bool = False,
 ) -> dict[str, Any]:
     """Write the export of an e/pi model into ``out``.
 
+    With ``per_hit`` the GarNet's per-hit outputs (``collapse = none``) are exported instead
+    of their mean; only a single-sublayer GarNet can (``nnet::garnet``): hls4ml 1.3's
+    ``nnet::garnet_stack`` without collapse keeps only the means of its last sublayer
+    (``garnet_utils::Means``, no per-hit edge weights) and then runs ``distribute``, which
+    reads per-hit edge weights, so it does not compile.
+
     Files: ``model.json`` (the fixed-point configuration and its resolved types, per sublayer
     the quantized arrays as hls4ml's converter makes them, ``w_d``, ``b_d``, ``w_in``,
-    ``b_in``, ``b_out`` with type, shape, raw integers and values; the float32 Dense head; the
-    feature scales), ``model.npz`` (the same arrays, ``L<l>_<name>_raw`` and ``L<l>_<name>``,
+    ``b_in``, ``b_out``, each with the hls4ml config struct and member it fills
+    (``hls4ml_struct``, ``hls4ml_member``), its axes, the flat index ``nnet_garnet.h`` reads
+    it with and its flattening (row-major over the axes; :data:`calo.fpga.export.HLS_ARRAYS`),
+    type, shape, raw integers and values in that order; the float32 Dense head; the feature
+    scales; the test vectors' edge events), ``model.npz`` (the same arrays, ``L<l>_<name>_raw`` and ``L<l>_<name>``,
     the float GarNet weights ``L<l>_float_<name>``, the head ``head_<i>_weight``/``_bias``),
     ``<name>.h`` (the header for ``nnet::garnet_stack``), ``test_vectors.txt``/``.npz`` and
     ``expected_outputs.txt`` (the reference's outputs as hexadecimal doubles, one event per
-    line). The test events are toy events (:func:`calo.fpga.events.toy_events`) unless ``data``
-    names calo-simulate e/pi events.
+    line). The test vectors start with events of ``n = 0, 1, V/R, V`` hits
+    (:func:`calo.fpga.export.with_edge_cases`), then ``events`` test events: toy events
+    (:func:`calo.fpga.events.toy_events`) unless ``data`` names calo-simulate e/pi events.
 
     Returns a summary: the folder, the files, the number of test events and the overflows
     the reference counted on them.
@@ -142,18 +165,34 @@ def export_qgarnet(
     >>> stack = QGarNetStack(config=GarNetFixedConfig(n_vertices=16, reuse_factor=4))
     >>> folder = Path(tempfile.mkdtemp())
     >>> summary = export_qgarnet(QGarNetModel(stack), folder / "export", FPGAFeatures(), events=4)
-    >>> summary["files"], summary["events"], summary["overflows"]
-    (['model.json', 'model.npz', 'calo_garnet.h', 'test_vectors.txt', 'test_vectors.npz', 'expected_outputs.txt'], 4, {})
+    >>> summary["files"], summary["events"], summary["edge_events"], summary["overflows"]
+    (['model.json', 'model.npz', 'calo_garnet.h', 'test_vectors.txt', 'test_vectors.npz', 'expected_outputs.txt'], 8, [0, 1, 4, 16], {})
     >>> doc = json.loads((folder / "export" / "model.json").read_text())
     >>> doc["config"]["n_vertices"], doc["types"]["output_t"], len(doc["sublayers"])
     (16, 'ap_fixed<16,6>', 3)
+    >>> w_in = doc["sublayers"][1]["arrays"]["w_in"]
+    >>> w_in["hls4ml_struct"], w_in["hls4ml_member"], w_in["shape"], w_in["axes"]
+    ('config::sublayer_t<1>', 'input_transform_weights', [8, 4, 8], ['out_feature', 'aggregator', 'in_feature'])
+    >>> w_in["flat_index"]
+    '(io * n_aggregators + ia) * n_in_features + ix'
     """
     from calo.fpga.events import toy_events
 
     _check_args(events, name)
     stack = model.stack
     cfg = stack.config
-    reference = FixedGarNet(stack.quantized_sublayers(), cfg)
+    sublayers = stack.quantized_sublayers()
+    if per_hit:
+        if len(sublayers) > 1:
+            raise ConfigError(
+                f"--per-hit: a GarNetStack of {len(sublayers)} sublayers has no per-hit form "
+                "in hls4ml 1.3: nnet::garnet_stack without collapse keeps only the means of its "
+                "last sublayer (garnet_utils::Means, no per-hit edge weights) and its distribute "
+                "step reads per-hit edge weights, so the header does not compile; export the "
+                "collapsed stack (without --per-hit) or train a single GarNet layer"
+            )
+        cfg = replace(cfg, collapse="none")
+    reference = FixedGarNet(sublayers, cfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     npz: dict[str, np.ndarray] = {}
@@ -186,10 +225,15 @@ def export_qgarnet(
             "note": "the Dense head is not quantized; inputs are the stack's output_t values",
             "layers": head,
         },
+        "hls4ml": {
+            "header": f"{name}.h",
+            "includes": "nnet_utils/nnet_garnet.h",
+            "function": "nnet::garnet_stack" if len(sublayers) > 1 else "nnet::garnet",
+            "output": "per hit [n_vertices, n_out]" if per_hit else "mean over hits [n_out]",
+        },
         "energy_scale": model.energy_scale,
         "features": asdict(features),
     }
-    (out / "model.json").write_text(json.dumps(doc, indent=1))
     np.savez(out / "model.npz", **npz)
     header = write_hls_header(reference, None, out / f"{name}.h", name=name)
     V = cfg.n_vertices
@@ -200,11 +244,18 @@ def export_qgarnet(
         X, n = sample.X.double().numpy(), sample.n.numpy()
     else:
         X, n = toy_events(np.random.default_rng(seed), events, V, min(16, V), V)
-    vec_files, report = _vectors(out, reference, X, n)
+    vec_files, report, n_vectors = _vectors(out, reference, X, n)
+    doc["test_vectors"] = {
+        "events": n_vectors,
+        "sample_events": len(n),
+        "edge_events": edge_case_counts(cfg),
+    }
+    (out / "model.json").write_text(json.dumps(doc, indent=1))
     return {
         "out": str(out),
         "files": ["model.json", "model.npz", header.name, *vec_files],
-        "events": len(n),
+        "events": n_vectors,
+        "edge_events": edge_case_counts(cfg),
         "overflows": report.as_dict(),
     }
 
@@ -214,9 +265,11 @@ def garnet_blockers(model: ModelConfig) -> list[str]:
     """What keeps a fraction-task model from hls4ml's GarNet layer (empty: nothing).
 
     hls4ml's GarNet is the simplified form (mean aggregation only, output dense on the
-    returned features), with the potential exp(-d^2) and sums normalised by a fixed V_max (its
-    ``mean_by_nvert`` option divides by the hit count as an integer, ``(V/R)/n``, which is 0
-    for more than V/R hits; calo refuses to export into that).
+    returned features), with the potential exp(-d^2) and sums normalised by a fixed V_max or,
+    with ``mean_by_nvert``, by the hit count. ``model.garnet.mean_by=n`` is therefore not a
+    blocker: it exports with ``mean_by_nvert``, whose firmware computes ``(V/R)/n`` as an
+    integer (0 for more than V/R hits); the reference reproduces that arithmetic bit for bit
+    and :func:`export_fraction_garnet` reports how many test events it affects.
 
     Examples
     --------
@@ -241,11 +294,6 @@ def garnet_blockers(model: ModelConfig) -> list[str]:
         out.append(
             f"potential {g.potential}: hls4ml's GarNet weighs by exp(-d^2) from a table: "
             "train with model.garnet.potential=gauss"
-        )
-    if g.mean_by != "vmax":
-        out.append(
-            "mean_by n: hls4ml divides the sums by V_max, or with mean_by_nvert by (V/R)/n in "
-            "integer arithmetic (0 for n > V/R hits): train with model.garnet.mean_by=vmax"
         )
     if g.v_max < 1 or g.v_max & (g.v_max - 1):
         out.append(f"model.garnet.v_max={g.v_max}: hls4ml's V_max must be a power of two")
@@ -339,18 +387,23 @@ def export_fraction_garnet(
     g = model_cfg.garnet
     V = g.v_max
     R = reuse_factor if reuse_factor is not None else max(V // 4, 1)
-    cfg = GarNetFixedConfig(n_vertices=V, reuse_factor=R, collapse="none")
+    nvert = g.mean_by == "n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MeanByNvertWarning)  # reported in the summary
+        cfg = GarNetFixedConfig(n_vertices=V, reuse_factor=R, collapse="none", mean_by_nvert=nvert)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     inputs, counts = _layer_inputs(model, events, V)
     npz: dict[str, np.ndarray] = {}
     layers, files, overflows = [], ["model.json", "model.npz"], {}
     for b, (w, X) in enumerate(zip(fraction_garnet_weights(model), inputs, strict=True)):
-        reference = FixedGarNet([w], cfg)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MeanByNvertWarning)
+            reference = FixedGarNet([w], cfg)
         folder = out / f"layer{b}"
         folder.mkdir(exist_ok=True)
         header = write_hls_header(reference, None, folder / f"{name}_{b}.h", name=f"{name}_{b}")
-        vec_files, report = _vectors(folder, reference, X, np.minimum(counts, V))
+        vec_files, report, n_vectors = _vectors(folder, reference, X, np.minimum(counts, V))
         files += [f"layer{b}/{f}" for f in (header.name, *vec_files)]
         if report.as_dict():
             overflows[f"layer{b}"] = report.as_dict()
@@ -363,6 +416,18 @@ def export_fraction_garnet(
             }
         )
     truncated = int((counts > V).sum())
+    pitfall = None
+    if nvert:
+        pitfall = {
+            "mean_by_nvert": True,
+            "events_with_zero_means": int((np.minimum(counts, V) > V // R).sum()),
+            "of_events": len(counts),
+            "note": f"the model was trained with means by the hit count n; hls4ml's "
+            f"mean_by_nvert multiplies the sums by ({V}/{R})/n = {V // R}/n computed in "
+            f"integers, 0 for n > {V // R}, so the firmware's means (and the exported "
+            "reference's expected outputs, equal to them bit for bit) are 0 for those events "
+            "and truncated for the others; a larger reuse factor (smaller V/R) makes it worse",
+        }
     doc = {
         "format": "calo-fpga-export",
         "version": 1,
@@ -376,14 +441,21 @@ def export_fraction_garnet(
             "tanh and BatchNorm after every GarNet layer",
             "the head (Dense relu, Dense, Dense + softmax over showers)",
         ],
-        "test_events": {"events": len(events), "truncated_to_v_max": truncated},
+        "mean_by_nvert": pitfall,
+        "test_events": {
+            "events": len(events),
+            "truncated_to_v_max": truncated,
+            "edge_events": edge_case_counts(cfg),
+        },
     }
     (out / "model.json").write_text(json.dumps(doc, indent=1))
     np.savez(out / "model.npz", **npz)
     return {
         "out": str(out),
         "files": files,
-        "events": len(events),
+        "events": n_vectors,
+        "edge_events": edge_case_counts(cfg),
         "truncated_events": truncated,
+        "mean_by_nvert": pitfall,
         "overflows": overflows,
     }

@@ -45,7 +45,12 @@ class OverflowReport:
         ``[L, Q]`` number of casts whose value was outside the target type (saturated,
         zeroed or wrapped according to the type's mode).
     static:
-        Overflows of constant casts (weights assigned to the distance/output types), by name.
+        Overflows of constant casts (biases assigned to the distance, output and aggregate
+        types), by name, counted as often as ``nnet_garnet.h`` performs each cast: once per
+        valid hit for the per-hit casts (``distance_bias``; ``output_bias_cast`` of per-hit
+        outputs), once per event for the collapse's (``output_bias_aggr``, or
+        ``output_bias_cast`` with ``mean_by_nvert``); casts the firmware never performs are
+        not listed (:meth:`~calo.fpga.reference.FixedGarNet.static_overflows`).
     vmin, vmax:
         ``[L, Q]`` smallest / largest value (float) before overflow handling, NaN when the
         quantity was not reached or ranges were not tracked.

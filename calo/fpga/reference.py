@@ -238,16 +238,61 @@ class FixedGarNet:
         return out
 
     def _static_casts(self) -> dict[str, object]:
+        """Cast the constant biases once; note how often the firmware performs each cast.
+
+        ``out["overflow"]`` maps ``L<l>.<cast>`` to ``(overflowing entries, per)`` with
+        ``per`` = ``"hit"`` (performed for every valid hit) or ``"event"`` (once per event),
+        and holds only the casts ``nnet_garnet.h`` performs:
+
+        - ``distance_bias``: ``distance_t distance = aggregator_distance_biases[ia]`` opens
+          every hit's distance (``compute_weights_aggregates``), in every sublayer: per hit;
+        - ``output_bias_cast`` (bias to ``output_t``): ``res_t acc = output_transform_biases[io]``
+          opens every per-hit output (``compute_vertex_output``: a per-hit layer, or a stack
+          sublayer whose outputs feed the next one): per hit; a collapsed last layer with
+          ``mean_by_nvert`` starts its mean from the bias as it is (``set_output``): per
+          event; without ``mean_by_nvert`` the collapse never casts the bias to ``output_t``;
+        - ``output_bias_aggr`` (bias to ``aggr_t``): only ``OutputBiasNormalizer`` of a
+          collapsed last layer without ``mean_by_nvert`` (``aggr_t bias = ...; bias *= nvtx``):
+          per event.
+        """
         out: dict[str, object] = {"overflow": {}}
+        collapse = self.config.collapse == "mean"
         for li, s in enumerate(self.sublayers):
             bd, f1 = cast(s.b_d, s.types["b_d"], self.types["distance_t"], return_overflow=True)
             br, f2 = cast(s.b_out, s.types["b_out"], self.types["output_t"], return_overflow=True)
             ba, f3 = cast(s.b_out, s.types["b_out"], self.types["aggr_t"], return_overflow=True)
             out[f"BD{li}"], out[f"BOUTR{li}"], out[f"BOUTA{li}"] = bd, br, ba
-            out["overflow"][f"L{li}.distance_bias"] = int(f1.sum())
-            out["overflow"][f"L{li}.output_bias_cast"] = int(f2.sum())
-            out["overflow"][f"L{li}.output_bias_aggr"] = int(f3.sum())
+            ovf = out["overflow"]
+            ovf[f"L{li}.distance_bias"] = (int(f1.sum()), "hit")
+            collapsed = collapse and li == len(self.sublayers) - 1
+            if not collapsed:
+                ovf[f"L{li}.output_bias_cast"] = (int(f2.sum()), "hit")
+            elif self.config.mean_by_nvert:
+                ovf[f"L{li}.output_bias_cast"] = (int(f2.sum()), "event")
+            else:
+                ovf[f"L{li}.output_bias_aggr"] = (int(f3.sum()), "event")
         return out
+
+    def static_overflows(self, n: ArrayLike) -> dict[str, int]:
+        """Overflows of the constant casts for events with hit counts ``n``, counted as often
+        as the firmware performs each cast (see :meth:`_static_casts`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
+        >>> w = GarNetWeights.random(np.random.default_rng(0), 4, 4, 8, 8)
+        >>> w.s_bias[:] = [9.0, 0.0, -9.0, 0.0]  # two distance biases outside distance_t
+        >>> m = FixedGarNet([w], GarNetFixedConfig(n_vertices=16, reuse_factor=4))
+        >>> m.static_overflows([3, 0, 16])  # 2 overflowing casts for each of 19 hits
+        {'L0.distance_bias': 38, 'L0.output_bias_aggr': 0}
+        """
+        nn = np.asarray(n, dtype=np.int64)
+        hits, events = int(nn.sum()), int(nn.size)
+        return {
+            k: c * (hits if per == "hit" else events)
+            for k, (c, per) in self._static["overflow"].items()
+        }
 
     def source(self, track_ranges: bool = False) -> str:
         """Python source of the generated numba kernel (for inspection)."""
@@ -369,8 +414,7 @@ class FixedGarNet:
                         f = qtypes[li][name].frac
                         vmin[li, qi] = np.ldexp(float(mn[li, qi]), -f)
                         vmax[li, qi] = np.ldexp(float(mx[li, qi]), -f)
-        n_events = X.shape[0]
-        static = {k: v * n_events for k, v in self._static["overflow"].items()}
+        static = self.static_overflows(nn)
         return out, OverflowReport(cnt, static, vmin, vmax, qtypes)
 
     def __call__(

@@ -23,7 +23,7 @@ def gxx() -> str:
 
 @pytest.fixture(scope="session")
 def hls_includes() -> list[Path]:
-    """The wheel's ap_types and nnet_utils include folders.
+    """The wheel's templates/vivado and templates/vivado/ap_types include folders.
 
     hls4ml is part of the ``test`` extra, so a missing wheel fails the comparisons (with what
     to install) instead of skipping them: the bit-exact proof against ``nnet_garnet.h`` is the

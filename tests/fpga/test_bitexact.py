@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from calo.fpga.events import toy_events
-from calo.fpga.export import write_hls_header
+from calo.fpga.export import edge_case_counts, with_edge_cases, write_hls_header
 from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights, sublayer_dims
 from calo.fpga.harness import harness_source, run_harness
 from calo.fpga.reference import FixedGarNet, MeanByNvertWarning
@@ -119,6 +119,7 @@ def bitexact_runs(compile_cpp, tmp_path_factory):
             ws = [GarNetWeights.random(rng, *d, scale=wscale) for d in dims]
             model = FixedGarNet(ws, cfg)
         X, n = toy_events(rng, nev, cfg.n_vertices, nlo, nhi)
+        X, n = with_edge_cases(X, n, cfg)  # n = 0 (not with mean_by_nvert), 1, V/R, V first
         Xr = model.quantize_inputs(X * xscale)
         ref, rep = model.run_raw(Xr, n)
         write_hls_header(model, None, work / f"case{i}.h", namespace=f"case{i}")
@@ -147,6 +148,9 @@ def test_reference_equals_nnet_garnet_bit_for_bit(bitexact_runs, name):
     assert out.shape == ref.shape
     diff = np.argwhere(out != ref)
     assert diff.size == 0, f"{name}: {len(diff)} of {out.size} outputs differ, first at {diff[0]}"
+    # the edge events (n = 0, 1, V/R, V) are part of the comparison
+    counts = edge_case_counts(_model.config)
+    assert _n[: len(counts)].tolist() == counts and len(counts) >= 3
     # the comparison is not vacuous: outputs vary between events
     assert np.unique(ref.reshape(ref.shape[0], -1), axis=0).shape[0] > 0.25 * ref.shape[0]
 

@@ -101,8 +101,10 @@ def test_export_writes_weights_header_and_vectors(exported):
     assert "nnet::garnet_stack<input_t, nvtx_t, result_t, config>" in header
     assert header.count("template <>") == 3
     lines = (out / "test_vectors.txt").read_text().splitlines()
-    assert lines[0] == "150 64" and len(lines) == 151
-    assert len((out / "expected_outputs.txt").read_text().splitlines()) == 150
+    # 4 edge events (n = 0, 1, V/R = 4, V = 16) before the 150 simulated ones
+    assert lines[0] == "154 64" and len(lines) == 155
+    assert [int(ln.split()[0]) for ln in lines[1:5]] == [0, 1, 4, 16]
+    assert len((out / "expected_outputs.txt").read_text().splitlines()) == 154
 
 
 def test_exported_weights_reproduce_the_torch_model_bit_for_bit(exported):
@@ -141,7 +143,7 @@ def test_toy_vectors_by_default(trained, tmp_path):
     _, path = trained
     assert export_main([str(path), "--out", str(tmp_path), "--events", "7", "--seed", "3"]) == 0
     vec = np.load(tmp_path / "test_vectors.npz")
-    assert vec["x_raw"].shape == (7, 16, 4) and vec["expected_raw"].shape == (7, 16)
+    assert vec["x_raw"].shape == (11, 16, 4) and vec["expected_raw"].shape == (11, 16)  # 4 edge + 7
 
 
 @pytest.mark.parametrize(

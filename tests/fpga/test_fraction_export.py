@@ -55,9 +55,8 @@ def exported(garnet_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     [
         (["model.name=gravnet"], ["model gravnet", "no hls4ml layer"]),
         (["model.name=edgeconv"], ["EdgeConv"]),
-        (["model.name=garnet"], ["full form", "simplified=true", "potential exp_abs", "mean_by n"]),
+        (["model.name=garnet"], ["full form", "simplified=true", "potential exp_abs"]),
         ([*HLS_FORM, "model.garnet.potential=exp_abs"], ["potential exp_abs"]),
-        ([*HLS_FORM, "model.garnet.mean_by=n"], ["mean_by n", "integer"]),
         ([*HLS_FORM, "model.garnet.v_max=100"], ["power of two"]),
     ],
 )
@@ -66,6 +65,9 @@ def test_blockers_are_named(overrides: list[str], words: list[str]) -> None:
     for w in words:
         assert w in text, text
     assert garnet_blockers(apply_overrides(TrainConfig(), HLS_FORM).model) == []
+    # means by the hit count export with hls4ml's mean_by_nvert (not a blocker)
+    nvert = apply_overrides(TrainConfig(), [*HLS_FORM, "model.garnet.mean_by=n"]).model
+    assert garnet_blockers(nvert) == []
 
 
 @pytest.mark.slow
@@ -110,7 +112,9 @@ def test_export_writes_every_garnet_layer(garnet_run: Path, exported: Path) -> N
     assert doc["config"]["reuse_factor"] == 32 and "the head" in doc["not_exported"][-1]
     for b in range(2):
         vec = np.load(exported / f"layer{b}" / "test_vectors.npz")
-        assert vec["x_raw"].shape == (12, 128, 8) and vec["expected_raw"].shape == (12, 128, 8)
+        # 4 edge events (n = 0, 1, 4, 128) and the 12 validation events
+        assert vec["x_raw"].shape == (16, 128, 8) and vec["expected_raw"].shape == (16, 128, 8)
+        assert vec["n"][:4].tolist() == [0, 1, 4, 128]
     # the reference built from the model's weights gives the exported expected bits, and the
     # quantized layer stays close to the float layer it came from
     model, cfg, norm, _ = load_model(garnet_run)
@@ -124,9 +128,9 @@ def test_export_writes_every_garnet_layer(garnet_run: Path, exported: Path) -> N
     for b, w in enumerate(fraction_garnet_weights(model)):
         ref = FixedGarNet([w], fixed_cfg)
         vec = np.load(exported / f"layer{b}" / "test_vectors.npz")
-        np.testing.assert_array_equal(vec["x_raw"], ref.quantize_inputs(inputs[b]))
+        np.testing.assert_array_equal(vec["x_raw"][4:], ref.quantize_inputs(inputs[b]))
         got = ref(inputs[b], counts).output
-        np.testing.assert_array_equal(ref.types["output_t"].to_float(vec["expected_raw"]), got)
+        np.testing.assert_array_equal(ref.types["output_t"].to_float(vec["expected_raw"][4:]), got)
         flt = garnet_float([w], inputs[b], counts, collapse="none")
         valid = np.arange(128)[None, :] < counts[:, None]
         # post-training quantization with hls4ml's default types: close, not equal
@@ -158,3 +162,43 @@ def _quantized(doc: dict, layer: dict) -> list:
     }
     types = {k: parse_type(e["type"]) for k, e in s["arrays"].items()}
     return [QuantizedSublayer(types=types, n_propagate=s["n_propagate"], **arrays)]
+
+
+def _tiny_events(counts: list[int], n_features: int = 7) -> list:
+    from torch_geometric.data import Data
+
+    g = torch.Generator().manual_seed(3)
+    return [Data(x=torch.randn(k, n_features, generator=g)) for k in counts]
+
+
+def test_mean_by_n_exports_with_hls4mls_mean_by_nvert_and_reports_the_pitfall(tmp_path) -> None:
+    """mean_by=n is hls4ml's mean_by_nvert; the export's expected bits are the firmware's
+    integer (V/R)/n arithmetic (the g++ comparison of that arithmetic is in test_bitexact)."""
+    from calo.fpga.model_export import export_fraction_garnet
+    from calo.models import build_model
+
+    gcfg = GarNetModelConfig(n_blocks=1, simplified=True, potential="gauss", mean_by="n",
+                             v_max=32, input_dense=6, out_channels=5, propagate_dimensions=3)  # fmt: skip
+    mcfg = ModelConfig(name="garnet", garnet=gcfg)
+    assert garnet_blockers(mcfg) == []
+    torch.manual_seed(0)
+    model = build_model(mcfg)
+    events = _tiny_events([3, 8, 20, 40])  # V/R = 32/8 = 4: means are 0 for n = 8, 20, 32
+    res = export_fraction_garnet(model, mcfg, tmp_path, events)
+    assert res["mean_by_nvert"]["events_with_zero_means"] == 3
+    assert res["mean_by_nvert"]["of_events"] == 4 and res["truncated_events"] == 1
+    assert res["edge_events"] == [1, 4, 32]  # no n = 0 with mean_by_nvert
+    doc = json.loads((tmp_path / "model.json").read_text())
+    assert doc["config"]["mean_by_nvert"] is True and doc["config"]["collapse"] == "none"
+    assert "integers" in doc["mean_by_nvert"]["note"]
+    vec = np.load(tmp_path / "layer0" / "test_vectors.npz")
+    assert vec["n"].tolist() == [1, 4, 32, 3, 8, 20, 32]
+    # the expected bits: integer (V/R)/n = 0 for n > 4, so every valid hit's output is the
+    # output bias; for n = 3 (4 // 3 = 1: sums not divided) the hits differ
+    w = fraction_garnet_weights(model)[0]
+    ref = FixedGarNet([w], GarNetFixedConfig(**doc["config"]))
+    bias = ref.types["output_t"].cast(ref.sublayers[0].b_out, ref.sublayers[0].types["b_out"])
+    exp = vec["expected_raw"]
+    for e, k in enumerate(vec["n"]):
+        same = (exp[e, :k] == bias).all()
+        assert same == (k > 4), (e, k)
