@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import uproot
-from conftest import make_run, read_hits
+from predhelp import make_run, read_hits
 from torch_geometric.data import Batch
 
 from calo.errors import ConfigError
@@ -202,7 +202,7 @@ def test_memory_is_bounded_by_the_chunk(run_dir: Path, sim_file: Path) -> None:
 
 
 def test_a_file_without_entries_gives_an_empty_tree(run_dir: Path, tmp_path: Path) -> None:
-    from conftest import write_hits
+    from predhelp import write_hits
 
     empty = {k: ak.values_astype(ak.Array([[0.0]])[:0], np.float32) for k in
              ("x", "y", "z", "dx", "dy", "dz", "energy")}  # fmt: skip
