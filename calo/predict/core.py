@@ -106,9 +106,6 @@ METHODS: tuple[str, ...] = ("model", "refined", "calibrated")
 #: Choices of ``postprocess``: which of the run's post-processing steps are written.
 POSTPROCESS: tuple[str, ...] = ("none", "refined", "calibrated", "all")
 
-#: Share calibration of a run folder.
-_CALIBRATION_FILE = CALIBRATION_FILE
-
 #: Schema fields that prediction does not read (truth, particles, per-event extras): set to
 #: ``None`` so that a file without them, or with them broken, is still predicted.
 _NOT_READ = (
@@ -194,7 +191,7 @@ def _methods(postprocess: str, calibration: ShareCalibration | None) -> tuple[st
         if postprocess == "all":
             return ("model",)
         raise ConfigError(
-            f"postprocess={postprocess!r} needs the run's {_CALIBRATION_FILE}, which it does "
+            f"postprocess={postprocess!r} needs the run's {CALIBRATION_FILE}, which it does "
             "not have (calo-train writes it with calibration.enabled=true); use "
             "--postprocess none"
         )
@@ -300,7 +297,7 @@ class Predictor:
         model, cfg, norm, _ = load_model(ckpt)
         run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
         normalization = Normalization.from_dict(norm)
-        cal_file = run_dir / _CALIBRATION_FILE
+        cal_file = run_dir / CALIBRATION_FILE
         calibration = None
         if postprocess != "none" and cal_file.is_file():
             calibration = ShareCalibration.load(cal_file)
@@ -949,7 +946,7 @@ def predict_files(
         "model": predictor.config.model.name,
         "n_showers": predictor.n_showers,
         "calibration": (
-            str(predictor.run_dir / _CALIBRATION_FILE) if predictor.calibration else None
+            str(predictor.run_dir / CALIBRATION_FILE) if predictor.calibration else None
         ),
         "methods": list(predictor.methods),
         "columns": predictor.columns,
