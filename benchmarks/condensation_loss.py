@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from knn import cpu_model  # benchmarks/knn.py, beside this script (run as a script)
 
 import calo
 from calo.train.condensation import condensation_loss
@@ -41,16 +42,6 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ("calo", "object_condensation")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def make_input(n: int, k: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from knn import cpu_model  # benchmarks/knn.py, beside this script (run as a script)
 
 import calo
 from calo.models import ModelConfig, build_model
@@ -48,16 +49,6 @@ from calo.nn import knn
 
 RESULTS = Path(__file__).resolve().parent / "results"
 K_KNN, S_KNN = 40, 4
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def best_ms(fn: Callable[[], object], repeats: int, budget: float) -> float:
