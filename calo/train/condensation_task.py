@@ -48,10 +48,12 @@ from calo.train.module import CaloModule
 __all__ = [
     "METRIC_KEYS",
     "CondensationModule",
+    "condensation_outputs",
     "evaluate_condensation",
     "format_condensation",
     "hit_particles",
     "hit_targets",
+    "score_condensation",
 ]
 
 #: the summary numbers of each method that the table prints
@@ -191,7 +193,101 @@ def _clue_coords(data: Any, space: str) -> np.ndarray:
     return pos[:, :2] if space == "xy" else pos
 
 
+OUTPUT_KEYS = ("beta", "coords", "corr", "particle", "energy", "true_e", "batch", "pos")
+
+
 @torch.no_grad()
+def condensation_outputs(
+    model: torch.nn.Module | None,
+    events: Sequence[Data],
+    config: CondensationTaskConfig | None = None,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+) -> dict[str, np.ndarray]:
+    """The network's per-hit outputs and the hits' truth, concatenated over ``events``.
+
+    Returns ``beta``, ``coords``, ``corr`` (absent when ``model`` is None: the truth and hits
+    alone, enough for CLUE), ``particle`` (truth particle, -1 noise), ``energy``, ``true_e``
+    (the energy of the hit's particle), ``batch`` (event number) and ``pos``: the input of
+    :func:`score_condensation`, computed once and clustered with as many settings as wanted.
+    """
+    cfg = config or CondensationTaskConfig()
+    if model is not None:
+        model.eval().to(device)
+    chunks: dict[str, list[np.ndarray]] = {k: [] for k in OUTPUT_KEYS}
+    offset = 0
+    for data in DataLoader(list(events), batch_size=batch_size, shuffle=False):
+        data = data.to(device)
+        if model is not None:
+            out = model(data)
+            chunks["beta"].append(out.beta.cpu().numpy())
+            chunks["coords"].append(out.coords.cpu().numpy())
+            chunks["corr"].append(out.correction.cpu().numpy())
+        particle = hit_particles(data)
+        true_e, _ = hit_targets(data, particle, cfg.energy_target)
+        chunks["particle"].append(particle.cpu().numpy())
+        chunks["energy"].append(data.energy.cpu().numpy())
+        chunks["true_e"].append(true_e.cpu().numpy())
+        chunks["batch"].append(data.batch.cpu().numpy() + offset)
+        chunks["pos"].append(data.pos.cpu().numpy())
+        offset += int(data.num_graphs)
+    a = {k: np.concatenate(v) for k, v in chunks.items() if v}
+    a["energy"] = a["energy"].astype(np.float64)
+    a["true_e"] = np.where(a["particle"] >= 0, a["true_e"], 0.0).astype(np.float64)
+    return a
+
+
+def score_condensation(
+    outputs: Mapping[str, np.ndarray],
+    config: CondensationTaskConfig | None = None,
+    methods: Sequence[str] = ("model", "clue"),
+    distance_edges: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """Cluster :func:`condensation_outputs` by condensation (``model``) and CLUE (``clue``)
+    with ``config``'s settings and match both to the truth.
+
+    ``distance_edges`` replaces the default bins of the distance to the nearest other particle
+    (:func:`calo.reco.matching.matching_summary`). Returns the dict of
+    :func:`evaluate_condensation`.
+    """
+    cfg = config or CondensationTaskConfig()
+    a = outputs
+    energy = a["energy"]
+    labels: dict[str, np.ndarray] = {}
+    energies: dict[str, np.ndarray | None] = {}
+    if "model" in methods:
+        cl = condensation_clusters(
+            a["beta"].astype(np.float64), a["coords"].astype(np.float64), a["batch"],
+            cfg.clustering.t_beta, cfg.clustering.t_d,
+        )  # fmt: skip
+        labels["model"] = cl.labels
+        energies["model"] = cluster_energies(cl.labels, energy, a["batch"], a["corr"][cl.points])
+    if "clue" in methods:
+        c = cfg.clue
+        labels["clue"] = clue(
+            _clue_coords(Data(pos=torch.from_numpy(a["pos"])), cfg.clue_space), energy,
+            c.dc, c.rho_c, c.outlier_factor, batch=a["batch"], kernel=c.kernel,
+            kernel_params=tuple(c.kernel_params) or None,
+        )  # fmt: skip
+        energies["clue"] = None
+    extra = {} if distance_edges is None else {"distance_edges": list(distance_edges)}
+    summaries = {}
+    for name, lab in labels.items():
+        m = match_clusters(
+            lab, a["particle"], energy, a["batch"], cluster_energy=energies[name],
+            true_energy=a["true_e"], coords=a["pos"].astype(np.float64), config=cfg.matching,
+        )  # fmt: skip
+        summaries[name] = matching_summary(m, **extra)
+    return {
+        "methods": summaries,
+        "labels": labels,
+        "particle": a["particle"],
+        "energy": energy,
+        "batch": a["batch"],
+        "pos": a["pos"],
+    }
+
+
 def evaluate_condensation(
     model: torch.nn.Module,
     events: Sequence[Data],
@@ -218,57 +314,8 @@ def evaluate_condensation(
         per-hit cluster labels; ``particle``, ``energy``, ``batch``, ``pos``: the hits' truth,
         energies, events and positions (for displays).
     """
-    cfg = config or CondensationTaskConfig()
-    model.eval().to(device)
-    chunks: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("beta", "coords", "corr", "particle", "energy", "true_e", "batch", "pos")
-    }
-    offset = 0
-    for data in DataLoader(list(events), batch_size=batch_size, shuffle=False):
-        data = data.to(device)
-        out = model(data)
-        particle = hit_particles(data)
-        true_e, _ = hit_targets(data, particle, cfg.energy_target)
-        chunks["beta"].append(out.beta.cpu().numpy())
-        chunks["coords"].append(out.coords.cpu().numpy())
-        chunks["corr"].append(out.correction.cpu().numpy())
-        chunks["particle"].append(particle.cpu().numpy())
-        chunks["energy"].append(data.energy.cpu().numpy())
-        chunks["true_e"].append(true_e.cpu().numpy())
-        chunks["batch"].append(data.batch.cpu().numpy() + offset)
-        chunks["pos"].append(data.pos.cpu().numpy())
-        offset += int(data.num_graphs)
-    a = {k: np.concatenate(v) for k, v in chunks.items()}
-    energy = a["energy"].astype(np.float64)
-    true_e = np.where(a["particle"] >= 0, a["true_e"], 0.0).astype(np.float64)
-    cl = condensation_clusters(
-        a["beta"].astype(np.float64), a["coords"].astype(np.float64), a["batch"],
-        cfg.clustering.t_beta, cfg.clustering.t_d,
-    )  # fmt: skip
-    e_model = cluster_energies(cl.labels, energy, a["batch"], a["corr"][cl.points])
-    c = cfg.clue
-    clue_labels = clue(
-        _clue_coords(Data(pos=torch.from_numpy(a["pos"])), cfg.clue_space), energy,
-        c.dc, c.rho_c, c.outlier_factor, batch=a["batch"], kernel=c.kernel,
-        kernel_params=tuple(c.kernel_params) or None,
-    )  # fmt: skip
-    methods = {}
-    labels = {"model": cl.labels, "clue": clue_labels}
-    for name, lab in labels.items():
-        m = match_clusters(
-            lab, a["particle"], energy, a["batch"],
-            cluster_energy=e_model if name == "model" else None,
-            true_energy=true_e, coords=a["pos"].astype(np.float64), config=cfg.matching,
-        )  # fmt: skip
-        methods[name] = matching_summary(m)
-    return {
-        "methods": methods,
-        "labels": labels,
-        "particle": a["particle"],
-        "energy": energy,
-        "batch": a["batch"],
-        "pos": a["pos"],
-    }
+    outputs = condensation_outputs(model, events, config, batch_size, device)
+    return score_condensation(outputs, config)
 
 
 def format_condensation(methods: Mapping[str, Mapping[str, Any]]) -> str:

@@ -1,0 +1,332 @@
+"""Quality bar of the condensation issue: GravNet, GarNet and DGCNN with object condensation
+against CLUE, on events of 1 to 10 particles.
+
+Steps (each skipped when its result is already in ``--work``):
+
+1. **Data.** The condensation task's built-in sample (``calo.train.data.builtin_data_file``,
+   ``task="condensation"``; default 25,000 events: 20,000 train, 5,000 test with
+   ``data.val_fraction=0.2``).
+2. **Training.** Each model with ``calo-train --task condensation`` (the command's own code
+   path) for a wall-time budget, one torch thread, in its own process.
+3. **Tuning on training events.** CLUE's ``dc``, ``rho_c`` and outlier factor on a grid, and
+   each model's clustering thresholds ``t_beta``, ``t_d`` on a grid, both on the same
+   ``--tune-events`` training events (never on test events). The objective is the mean of the
+   efficiency and the purity (1 - fake rate), so that neither can be bought with the other.
+4. **Test.** Every method with its tuned parameters on the test events: efficiency, fake,
+   merge and split rates, the response E_pred / E_true of matched particles (mean, RMS,
+   robust width) in bins of the truth energy and of the distance to the nearest other
+   particle, and the resolution RMS / mean for particles with another particle within
+   ``--near`` cm (two Moliere radii of the toy calorimeter) and for the others.
+
+Writes ``benchmarks/results/condensation_quality.{json,md}``.
+
+Usage::
+
+    python benchmarks/condensation_quality.py                       # all steps, 3 models
+    python benchmarks/condensation_quality.py --train-only --models gravnet --minutes 85
+    python benchmarks/condensation_quality.py --events 600 --minutes 0.3 --models gravnet \\
+        --work /tmp/cq --out /tmp/cq/results                        # a quick smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+# CPU-sized backbones (calo-train's defaults for GravNet; the paper's DGCNN with k = 16), the
+# condensation head of model.condensation's defaults
+MODEL_ARGS = {
+    "gravnet": ["model.name=gravnet", "model.gravnet.n_blocks=2", "model.gravnet.k=16",
+                "data.batch_size=16"],
+    "garnet": ["model.name=garnet", "data.batch_size=32"],
+    "edgeconv": ["model.name=edgeconv", "model.edgeconv.k=16", "data.batch_size=16"],
+}  # fmt: skip
+LABELS = {"gravnet": "GravNet", "garnet": "GarNet", "edgeconv": "DGCNN (EdgeConv)"}
+
+#: the tuning grids (CLUE's dc in cm, rho_c in GeV; the condensation thresholds)
+CLUE_GRID = {
+    "dc": (0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
+    "rho_c": (0.05, 0.2, 0.5, 1.0, 2.0, 4.0),
+    "outlier_factor": (1.5, 2.0, 3.0),
+}
+CONDENSATION_GRID = {
+    "t_beta": (0.1, 0.2, 0.3, 0.5, 0.7),
+    "t_d": (0.2, 0.3, 0.5, 0.7, 1.0),
+}
+
+
+def _train_cmd(model: str, data: Path, minutes: float, epochs: int, run: Path) -> list[str]:
+    args = [
+        "--task", "condensation", "--out", str(run), "--no-plots",
+        *MODEL_ARGS[model],
+        f"data.files=[{data}]", "data.val_fraction=0.2",
+        f"trainer.max_time_minutes={minutes}", f"trainer.max_epochs={epochs}",
+        "trainer.threads=1", "trainer.progress_bar=false",
+    ]  # fmt: skip
+    return [sys.executable, "-m", "calo", "train", *args]
+
+
+def _objective(summary: dict[str, Any]) -> float:
+    return 0.5 * (summary["efficiency"] + 1.0 - summary["fake_rate"])
+
+
+def _with(cfg: Any, section: str, **values: Any) -> Any:
+    """A copy of the condensation task config ``cfg`` with ``cfg.<section>`` values replaced."""
+    from dataclasses import replace
+
+    return replace(cfg, **{section: replace(getattr(cfg, section), **values)})
+
+
+def tune_clue(outputs: dict, cfg: Any) -> tuple[dict, list[dict]]:
+    """CLUE's best (dc, rho_c, outlier_factor) on ``outputs`` (training events) by
+    :func:`_objective`; returns it and every grid point's score."""
+    from calo.train.condensation_task import score_condensation
+
+    grid = []
+    for dc, rho_c, of in itertools.product(*CLUE_GRID.values()):
+        s = score_condensation(outputs, _with(cfg, "clue", dc=dc, rho_c=rho_c,
+                                              outlier_factor=of), methods=("clue",))  # fmt: skip
+        m = s["methods"]["clue"]
+        grid.append({"dc": dc, "rho_c": rho_c, "outlier_factor": of,
+                     "efficiency": m["efficiency"], "fake_rate": m["fake_rate"],
+                     "objective": _objective(m)})  # fmt: skip
+    best = max(grid, key=lambda g: g["objective"])
+    return {k: best[k] for k in CLUE_GRID}, grid
+
+
+def tune_condensation(outputs: dict, cfg: Any) -> tuple[dict, list[dict]]:
+    """The best (t_beta, t_d) of a model on ``outputs`` (training events)."""
+    from calo.train.condensation_task import score_condensation
+
+    grid = []
+    for t_beta, t_d in itertools.product(*CONDENSATION_GRID.values()):
+        s = score_condensation(outputs, _with(cfg, "clustering", t_beta=t_beta, t_d=t_d),
+                               methods=("model",))  # fmt: skip
+        m = s["methods"]["model"]
+        grid.append({"t_beta": t_beta, "t_d": t_d, "efficiency": m["efficiency"],
+                     "fake_rate": m["fake_rate"], "objective": _objective(m)})  # fmt: skip
+    best = max(grid, key=lambda g: g["objective"])
+    return {k: best[k] for k in CONDENSATION_GRID}, grid
+
+
+def _resolution(summary: dict, near: float) -> dict[str, float]:
+    """RMS / mean of the response near (< ``near`` cm) and far from another particle."""
+    b = summary["response_vs_distance"]
+    out = {}
+    for i, key in enumerate(("near", "far")):
+        out[f"{key}_n"] = b["n"][i]
+        out[f"{key}_mean"] = b["mean"][i]
+        out[f"{key}_rms"] = b["rms"][i]
+        out[f"{key}_width"] = b["width"][i]
+        out[f"{key}_resolution"] = b["rms"][i] / b["mean"][i] if b["mean"][i] else float("nan")
+    return out
+
+
+def _row(name: str, summary: dict, near: float, **extra: Any) -> dict:
+    r = summary["response"]
+    return {
+        "method": name,
+        **{k: summary[k] for k in ("n_particles", "n_clusters", "efficiency", "fake_rate",
+                                   "merge_rate", "split_rate")},
+        "response_mean": r["mean"], "response_rms": r["rms"], "response_width": r["width"],
+        **_resolution(summary, near),
+        "response_vs_energy": summary["response_vs_energy"],
+        "cluster_count": summary["cluster_count"],
+        **extra,
+    }  # fmt: skip
+
+
+def _table(rows: list[dict], near: float) -> str:
+    head = (
+        "| method | parameters | tuned | efficiency | fake | merge | split | R mean | R RMS "
+        f"| R width | resolution d < {near:g} cm | resolution d >= {near:g} cm | epochs "
+        "| s/epoch | device |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = []
+    for r in rows:
+        tuned = ", ".join(f"{k}={v:g}" for k, v in r["tuned"].items())
+        lines.append(
+            f"| {r['method']} | {r.get('parameters', 0):,} | {tuned} | {r['efficiency']:.3f} "
+            f"| {r['fake_rate']:.3f} | {r['merge_rate']:.3f} | {r['split_rate']:.3f} "
+            f"| {r['response_mean']:.3f} | {r['response_rms']:.3f} | {r['response_width']:.3f} "
+            f"| {r['near_resolution']:.3f} (n={r['near_n']}) "
+            f"| {r['far_resolution']:.3f} (n={r['far_n']}) | {r.get('epochs', '-')} "
+            f"| {r.get('seconds_per_epoch', '-') if 'seconds_per_epoch' not in r else round(r['seconds_per_epoch'])} "
+            f"| {r.get('device', '-')} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def _energy_table(rows: list[dict]) -> str:
+    """Markdown: per method, response mean / RMS / width in bins of the true energy."""
+    first = rows[0]["response_vs_energy"]
+    cols = [f"{lo:g}-{hi:g}" for lo, hi in zip(first["lo"], first["hi"], strict=True)]
+    out = [
+        "| method | " + " | ".join(f"{c} GeV: mean / RMS / width (n)" for c in cols) + " |",
+        "|---|" + "---|" * len(cols),
+    ]
+    for r in rows:
+        b = r["response_vs_energy"]
+        cells = [
+            f"{b['mean'][i]:.3f} / {b['rms'][i]:.3f} / {b['width'][i]:.3f} ({b['n'][i]})"
+            for i in range(len(cols))
+        ]
+        out.append(f"| {r['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _verdict(rows: list[dict]) -> str:
+    """The quality bar, model by model, against the CLUE row."""
+    clue = next(r for r in rows if r["method"] == "CLUE")
+    lines = []
+    for r in rows:
+        if r is clue:
+            continue
+        checks = {
+            "efficiency >= CLUE's": r["efficiency"] >= clue["efficiency"],
+            "fake rate <= CLUE's": r["fake_rate"] <= clue["fake_rate"],
+            "near resolution 1.5x better": 1.5 * r["near_resolution"] <= clue["near_resolution"],
+            "far resolution no worse": r["far_resolution"] <= clue["far_resolution"],
+        }
+        ok = ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items())
+        ratio = clue["near_resolution"] / r["near_resolution"]
+        lines.append(f"- {r['method']}: {ok} (near resolution ratio CLUE / model {ratio:.2f})")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the condensation quality benchmark; see the module docstring."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--events", type=int, default=25_000, help="simulated events (80%% train)")
+    p.add_argument("--seed", type=int, default=7, help="simulation seed")
+    p.add_argument("--models", nargs="+", default=list(MODEL_ARGS), choices=list(MODEL_ARGS))
+    p.add_argument("--minutes", type=float, default=60.0, help="training budget per model")
+    p.add_argument("--epochs", type=int, default=20, help="epoch limit (sets the cosine decay)")
+    p.add_argument("--train-only", action="store_true", help="stop after training")
+    p.add_argument("--tune-events", type=int, default=2000, help="training events for tuning")
+    p.add_argument("--near", type=float, default=2.5,
+                   help="'another particle nearby' below this distance (cm): two Moliere radii "
+                        "of the toy calorimeter's front layers (1.27 cm)")  # fmt: skip
+    p.add_argument("--work", type=Path, default=Path("runs/condensation_quality"))
+    p.add_argument("--out", type=Path, default=HERE / "results", help="results folder")
+    a = p.parse_args(argv)
+
+    import torch
+
+    from calo.models import count_parameters
+    from calo.train.condensation_task import condensation_outputs, score_condensation
+    from calo.train.data import CaloDataModule, builtin_data_file
+    from calo.train.evaluate import load_model
+
+    torch.set_num_threads(1)
+    start = time.time()
+    data = builtin_data_file(a.events, a.seed, a.work, task="condensation")
+    runs = {m: a.work / m for m in a.models}
+    for model in a.models:
+        if (runs[model] / "metrics.json").exists():
+            print(f"{model}: using the finished run {runs[model]}", flush=True)
+            continue
+        cmd = _train_cmd(model, data, a.minutes, a.epochs, runs[model])
+        print("+", " ".join(cmd), flush=True)
+        with open(a.work / f"{model}.log", "w") as log:
+            subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
+    if a.train_only:
+        return 0
+
+    edges = (0.0, a.near, np.inf)
+    rows: list[dict] = []
+    tuning: dict[str, Any] = {}
+    clue_done = False
+    for model_name in a.models:
+        model, cfg, norm, _ = load_model(runs[model_name])
+        metrics = json.loads((runs[model_name] / "metrics.json").read_text())
+        dm = CaloDataModule(cfg.data, norm, task="condensation")
+        dm.setup()
+        train_events = list(dm.train_set.data)[: a.tune_events]
+        test_events = list(dm.val_set.data)
+        print(f"{model_name}: tuning on {len(train_events)} training events", flush=True)
+        ccfg = cfg.condensation
+        tuned, grid = tune_condensation(condensation_outputs(model, train_events, ccfg), ccfg)
+        tuning[model_name] = {"best": tuned, "grid": grid}
+        ccfg = _with(ccfg, "clustering", **tuned)
+        if not clue_done:  # the same events for every model: CLUE once
+            clue_tuned, clue_grid = tune_clue(condensation_outputs(None, train_events, ccfg), ccfg)
+            tuning["clue"] = {"best": clue_tuned, "grid": clue_grid}
+        ccfg = _with(ccfg, "clue", **tuning["clue"]["best"])
+        outputs = condensation_outputs(model, test_events, ccfg)
+        methods = ("model", "clue") if not clue_done else ("model",)
+        s = score_condensation(outputs, ccfg, methods=methods, distance_edges=edges)
+        if not clue_done:
+            rows.append(_row("CLUE", s["methods"]["clue"], a.near, tuned=tuning["clue"]["best"],
+                             parameters=0))  # fmt: skip
+            clue_done = True
+        epochs = max(int(metrics["epochs_run"]), 1)
+        env = metrics.get("environment", {})
+        rows.append(
+            _row(
+                LABELS[model_name],
+                s["methods"]["model"],
+                a.near,
+                tuned=tuned,
+                parameters=count_parameters(model),
+                epochs=epochs,
+                seconds_per_epoch=metrics["train_seconds"] / epochs,
+                device=env.get("cuda") if env.get("cuda", "none") != "none" else "cpu",
+                n_train=metrics["data"]["n_train"],
+                n_test=metrics["data"]["n_val"],
+            )
+        )
+        print(_table(rows, a.near), flush=True)
+    result = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "load_average_end": os.getloadavg(),
+        "data": str(data),
+        "events": a.events,
+        "seed": a.seed,
+        "near_cm": a.near,
+        "tune_events": a.tune_events,
+        "wall_seconds": time.time() - start,
+        "command": "python benchmarks/condensation_quality.py " + " ".join(argv or sys.argv[1:]),
+        "rows": rows,
+        "tuning": tuning,
+    }
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "condensation_quality.json").write_text(json.dumps(result, indent=2, default=float))
+    n_test = rows[1]["n_test"] if len(rows) > 1 else "?"
+    md = (
+        "# Quality: object condensation against CLUE (1 to 10 particles per event)\n\n"
+        f"{result['date']}; {result['machine']}; {a.events} simulated events of the "
+        f"condensation task's built-in sample (seed {a.seed}), 80 % train / 20 % test "
+        f"({n_test} test events); CLUE's dc, rho_c, outlier factor and each model's t_beta, "
+        f"t_d tuned on {a.tune_events} training events for the mean of efficiency and purity. "
+        "Matching: energy-weighted IoU > 0.5. R = E_pred / E_true of matched particles; "
+        "resolution = RMS / mean of R, for particles whose nearest other particle is closer "
+        f"than {a.near:g} cm (two Moliere radii) and for the others.\n\n"
+        + _table(rows, a.near)
+        + "\nQuality bar:\n\n"
+        + _verdict(rows)
+        + "\nResponse in bins of the true particle energy:\n\n"
+        + _energy_table(rows)
+        + f"\nCommand: `{result['command']}`\n"
+    )
+    (a.out / "condensation_quality.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
