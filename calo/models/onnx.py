@@ -312,7 +312,7 @@ def _save_and_verify(
     return summary
 
 
-def _output_desc(net: nn.Module, f_in: int) -> list[dict[str, Any]]:
+def _output_desc(net: nn.Module) -> list[dict[str, Any]]:
     """The outputs of a fraction or condensation model's graph."""
     if not isinstance(net, CondensationModel):
         return [
@@ -422,7 +422,7 @@ def export_onnx(
     f_in = int(backbone.in_features)
     k = _neighbours(net)
     graph = (_CondensationGraph(net) if condensation else _FractionGraph(net)).eval()
-    outputs = _output_desc(net, f_in)
+    outputs = _output_desc(net)
     # two events of unusual sizes, so that no size is specialised into the graph
     example = _events([37, 27], f_in, seed)
     n_dim = torch.export.Dim("N", min=1)

@@ -271,7 +271,8 @@ def _methods(postprocess: str, calibration: ShareCalibration | None) -> tuple[st
 class Predictor:
     """A trained fraction run ready to predict: model, features, normalisation, calibration.
 
-    Build it with :meth:`load`. :meth:`predict_chunk` turns one input chunk into output
+    Build it with :meth:`load` (which gives a :class:`CondensationPredictor` for a
+    condensation run). :meth:`predict_chunk` turns one input chunk into output
     columns, one entry per input entry (see the module docstring for the columns).
 
     Attributes
