@@ -150,7 +150,9 @@ def export_run(
 
 
 def export_onnx_run(run_or_checkpoint: str | Path, out: str | Path) -> dict[str, Any]:
-    """Export a fraction run's model to ``out/model.onnx`` (+ ``model.onnx.json``).
+    """Export a run's model to ``out/model.onnx`` (+ ``model.onnx.json``): a fraction or
+    condensation run (:func:`calo.models.onnx.export_onnx`), or an e/pi run in float arithmetic
+    (:func:`calo.models.onnx.export_e_pi_onnx`).
 
     The JSON carries the inputs and outputs, the feature names, the normalisation the features
     need before they enter the graph (``x = (f - offset) / scale``) and the checkpoint.
@@ -160,8 +162,7 @@ def export_onnx_run(run_or_checkpoint: str | Path, out: str | Path) -> dict[str,
     CheckpointError
         For a missing, unreadable or foreign checkpoint.
     ConfigError
-        For an e/pi run (not exported to ONNX) or a graph that ONNX Runtime does not run as
-        torch does.
+        For a graph that ONNX Runtime does not run as torch does.
 
     Examples
     --------
@@ -175,11 +176,6 @@ def export_onnx_run(run_or_checkpoint: str | Path, out: str | Path) -> dict[str,
 
     ckpt = resolve_checkpoint(run_or_checkpoint)
     model, cfg, normalization, _ = load_model(ckpt)
-    if cfg.task == "e_pi":
-        raise ConfigError(
-            f"{ckpt}: an e/pi run is not exported to ONNX (its GarNet takes padded, quantized "
-            "events); use --format hls"
-        )
     meta = {
         "task": cfg.task,
         "model_name": cfg.model.name,
@@ -187,6 +183,10 @@ def export_onnx_run(run_or_checkpoint: str | Path, out: str | Path) -> dict[str,
         "normalization": normalization,
         "source": str(ckpt),
     }
+    if cfg.task == "e_pi":
+        from calo.models.onnx import export_e_pi_onnx
+
+        return export_e_pi_onnx(model, Path(out) / "model.onnx", metadata=meta)
     return export_onnx(model, Path(out) / "model.onnx", metadata=meta)
 
 

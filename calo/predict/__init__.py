@@ -1,4 +1,4 @@
-"""``calo-predict``: a trained fraction run applied to new files, one output entry per input
+"""``calo-predict``: a trained fraction or condensation run applied to new files, one output entry per input
 entry (a ROOT friend tree), streamed in chunks, serially or on a Dask cluster.
 
 :func:`predict` returns the predictions of files as an awkward array (for notebooks);
@@ -19,29 +19,40 @@ from calo.predict.core import (
     POSTPROCESS,
     SCHEMA_FILE,
     STATUS_DOC,
+    CondensationPredictor,
     Predictor,
     PredictResult,
     column_names,
+    condensation_column_names,
     iter_predictions,
     output_paths,
     predict,
     predict_files,
     resolve_schema,
 )
-from calo.predict.output import FORMATS, HIT_COUNTER, OutputWriter, columns_to_array
+from calo.predict.output import (
+    CLUSTER_COUNTER,
+    FORMATS,
+    HIT_COUNTER,
+    OutputWriter,
+    columns_to_array,
+)
 
 __all__ = [
+    "CLUSTER_COUNTER",
     "FORMATS",
     "HIT_COUNTER",
     "METHODS",
     "POSTPROCESS",
     "SCHEMA_FILE",
     "STATUS_DOC",
+    "CondensationPredictor",
     "OutputWriter",
     "PredictResult",
     "Predictor",
     "column_names",
     "columns_to_array",
+    "condensation_column_names",
     "iter_predictions",
     "output_paths",
     "predict",

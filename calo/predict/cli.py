@@ -1,7 +1,7 @@
-"""Command-line tool ``calo-predict``: apply a trained fraction run to ROOT files.
+"""Command-line tool ``calo-predict``: apply a trained fraction or condensation run to ROOT files.
 
 ``calo-predict RUN_OR_CHECKPOINT FILES... --out DIR [--schema S.yaml] [--device cpu|cuda|auto]
-[--batch-size B] [--step-size S] [--postprocess none|refined|calibrated|all]
+[--batch-size B] [--step-size S] [--postprocess none|refined|calibrated|all] [--clue]
 [--workers N | --scheduler ADDR] [--split file|chunk] [--format ttree|rntuple]
 [--tree NAME] [--threads N]`` writes
 ``DIR/<input stem>_pred.root`` for each input: one entry per input entry, in order, so the
@@ -39,10 +39,14 @@ def _parser() -> ArgumentParser:
     codes = "\n".join(f"  {k}  {v}" for k, v in STATUS_DOC.items())
     p = ArgumentParser(
         prog="calo-predict",
-        description="Apply a calo-train fraction run (GravNet, GarNet, EdgeConv) to ROOT files: "
-        "DIR/<stem>_pred.root holds, for every input entry in order, its status, the "
-        "per-hit fractions frac_<method>_<k>, and the per-shower energy and energy-weighted "
-        "position shower_{energy,x,y,z}_<method> (method: model, refined, calibrated).",
+        description="Apply a calo-train fraction run (GravNet, GarNet, EdgeConv) or condensation "
+        "run to ROOT files: DIR/<stem>_pred.root holds, for every input entry in order, its "
+        "status and, for a fraction run, the per-hit fractions frac_<method>_<k> and the "
+        "per-shower energy and energy-weighted position shower_{energy,x,y,z}_<method> "
+        "(method: model, refined, calibrated); for a condensation run, per hit its cluster "
+        "(-1 noise) and beta, per cluster (n_clusters of them) its corrected energy "
+        "cluster_energy and energy-weighted position cluster_{x,y,z} (and the learned "
+        "cluster_{x,y}_learned of a model with the position payload).",
         epilog=f"status codes:\n{codes}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -68,6 +72,12 @@ def _parser() -> ArgumentParser:
         default="all",
         help="the run's post-processing to write next to the network's fractions: all "
         "(default: every step its share_calibration.json has), refined, calibrated or none",
+    )
+    p.add_argument(
+        "--clue",
+        action="store_true",
+        help="condensation runs: also write CLUE's cluster of every hit (clue_cluster) with "
+        "the run's condensation.clue settings",
     )
     p.add_argument("--workers", type=int, help="one task per file on N local Dask workers")
     p.add_argument("--scheduler", help="one task per file on the Dask cluster at this address")
@@ -125,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         step_size=args.step_size,
         postprocess=args.postprocess,
+        clue=args.clue,
         fmt=args.format,
         tree=args.tree,
         workers=args.workers,

@@ -1,7 +1,9 @@
-"""Apply a trained fraction run to new files: one output entry per input entry, in order.
+"""Apply a trained fraction or condensation run to new files: one output entry per input entry,
+in order.
 
 A :class:`Predictor` holds a run's model, feature normalisation and (where the run has one)
-share calibration. It turns one awkward chunk of the input tree (as
+share calibration; a :class:`CondensationPredictor` (what :meth:`Predictor.load` gives for a
+``calo-train --task condensation`` run) clusters instead. It turns one awkward chunk of the input tree (as
 :func:`calo.io.iterate_events` yields it) into output columns with exactly one entry per
 input entry, in the same order, so the output tree is a ROOT friend of the input tree. The
 file loop (:func:`iter_predictions`, :func:`predict_files`) streams a file chunk by chunk (memory is bounded by one chunk,
@@ -35,6 +37,30 @@ and ``calibrated`` (refinement then share calibration), see :data:`METHODS`):
 The per-shower values of a skipped entry are NaN. The sums are taken in float64 and stored
 as float32.
 
+A condensation run (:class:`CondensationPredictor`) writes, after ``status`` and ``entry``
+(see :func:`condensation_column_names`):
+
+* ``cluster`` (var * int32, per input hit in the input's order): the hit's cluster within its
+  entry, -1 for noise, from :func:`calo.reco.condensation.condensation_clusters` with the
+  run's ``condensation.clustering`` thresholds ``t_beta``, ``t_d``; clusters are numbered
+  0, 1, ... in decreasing :math:`\beta` of their condensation points;
+* ``beta`` (var * float32, per hit): the network's condensation weight;
+* ``clue_cluster`` (var * int32, per hit; only with ``clue=True``): CLUE's cluster of the hit
+  with the run's ``condensation.clue`` settings on its ``clue_space`` coordinates
+  (:func:`calo.reco.clue.clue`), -1 for outliers;
+* ``n_clusters`` (int32): the number of condensation clusters (the TTree's counter of the
+  per-cluster branches);
+* ``cluster_energy`` (var * float32, GeV, one per cluster): the sum of its hits' energies
+  times the energy correction the network predicts at the condensation point
+  (:func:`calo.reco.condensation.cluster_energies`, as ``calo-evaluate`` computes it);
+* ``cluster_x``, ``cluster_y``, ``cluster_z`` (var * float32, cm): the energy-weighted
+  position of its hits (uncorrected energies; NaN for a cluster of zero energy);
+* ``cluster_x_learned``, ``cluster_y_learned`` (var * float32, cm; only for a model with the
+  position payload): the impact point the network predicts at the condensation point, the
+  hit's position plus ``model.condensation.position_scale`` times the predicted offset.
+
+A skipped entry has no hits and no clusters (``n_clusters`` 0).
+
 Examples
 --------
 >>> sorted(STATUS_DOC)
@@ -58,6 +84,7 @@ import awkward as ak
 import numpy as np
 import torch
 from torch import nn
+from torch_geometric.data import Data
 
 from calo.errors import ConfigError, DataError
 from calo.io import (
@@ -72,8 +99,12 @@ from calo.io import (
     iterate_events,
 )
 from calo.io.summary import SKIP_REASONS
+from calo.predict.output import is_hit_column
 from calo.reco import ShareCalibration
+from calo.reco.clue import clue as clue_labels
+from calo.reco.condensation import cluster_energies, condensation_clusters
 from calo.train.checkpoint import read_checkpoint, resolve_checkpoint
+from calo.train.condensation_task import _clue_coords
 from calo.train.config import TrainConfig
 from calo.train.data import SCHEMA_FILE
 from calo.train.evaluate import load_model
@@ -84,9 +115,11 @@ __all__ = [
     "POSTPROCESS",
     "SCHEMA_FILE",
     "STATUS_DOC",
+    "CondensationPredictor",
     "PredictResult",
     "Predictor",
     "column_names",
+    "condensation_column_names",
     "iter_predictions",
     "output_paths",
     "predict",
@@ -170,6 +203,32 @@ def column_names(k: int, methods: Sequence[str]) -> list[str]:
     return out
 
 
+def condensation_column_names(clue: bool = False, position: bool = False) -> list[str]:
+    """Output column names of a condensation run, in order (module docstring).
+
+    Parameters
+    ----------
+    clue:
+        With CLUE's per-hit labels ``clue_cluster``.
+    position:
+        With the learned impact point ``cluster_{x,y}_learned`` (a model with the position
+        payload).
+
+    Examples
+    --------
+    >>> condensation_column_names()  # doctest: +NORMALIZE_WHITESPACE
+    ['status', 'entry', 'cluster', 'beta', 'n_clusters', 'cluster_energy', 'cluster_x',
+     'cluster_y', 'cluster_z']
+    >>> condensation_column_names(clue=True, position=True)[4:6]
+    ['clue_cluster', 'n_clusters']
+    """
+    out = ["status", "entry", "cluster", "beta"]
+    out += ["clue_cluster"] if clue else []
+    out += ["n_clusters", "cluster_energy", "cluster_x", "cluster_y", "cluster_z"]
+    out += ["cluster_x_learned", "cluster_y_learned"] if position else []
+    return out
+
+
 def _pick_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -212,7 +271,8 @@ def _methods(postprocess: str, calibration: ShareCalibration | None) -> tuple[st
 class Predictor:
     """A trained fraction run ready to predict: model, features, normalisation, calibration.
 
-    Build it with :meth:`load`. :meth:`predict_chunk` turns one input chunk into output
+    Build it with :meth:`load` (which gives a :class:`CondensationPredictor` for a
+    condensation run). :meth:`predict_chunk` turns one input chunk into output
     columns, one entry per input entry (see the module docstring for the columns).
 
     Attributes
@@ -261,20 +321,27 @@ class Predictor:
         device: Device = "auto",
         postprocess: str = "all",
         batch_size: int = 32,
+        clue: bool = False,
     ) -> Predictor:
         """Load a calo-train run folder (its best, else last checkpoint) or a checkpoint.
 
         Parameters
         ----------
         run:
-            Run folder or checkpoint of a fraction run (GravNet, GarNet, EdgeConv).
+            Run folder or checkpoint of a fraction run (GravNet, GarNet, EdgeConv), or of a
+            condensation run (``calo-train --task condensation``; a
+            :class:`CondensationPredictor` is returned).
         device:
             ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
         postprocess:
             ``"none"``, ``"refined"``, ``"calibrated"`` or ``"all"`` (every step the run's
-            ``share_calibration.json`` has; none without one).
+            ``share_calibration.json`` has; none without one). A condensation run has no
+            post-processing: ``"all"`` and ``"none"`` only.
         batch_size:
             Events per forward pass.
+        clue:
+            Condensation runs only: also write CLUE's clusters of every hit
+            (``clue_cluster``) with the run's ``condensation.clue`` settings.
 
         Examples
         --------
@@ -289,14 +356,39 @@ class Predictor:
         ckpt = resolve_checkpoint(run)
         cfg_dict = read_checkpoint(ckpt)["calo"].get("config")
         task = cfg_dict.get("task", "fractions") if isinstance(cfg_dict, dict) else "fractions"
-        if task != "fractions":
+        if task not in ("fractions", "condensation"):
             raise ConfigError(
                 f"{ckpt} is a {task!r} run: calo-predict applies fraction models (GravNet, "
-                "GarNet, EdgeConv); e/pi runs are evaluated with calo-evaluate"
+                "GarNet, EdgeConv) and condensation models; e/pi runs are evaluated with "
+                "calo-evaluate"
+            )
+        if task == "fractions" and clue:
+            raise ConfigError(
+                "clue=True (--clue) writes CLUE's clusters next to a condensation run's; "
+                f"{ckpt} is a fraction run"
+            )
+        if task == "condensation" and postprocess not in ("all", "none"):
+            raise ConfigError(
+                f"postprocess={postprocess!r}: {ckpt} is a condensation run, which has no "
+                "share calibration; use --postprocess all or none"
             )
         model, cfg, norm, _ = load_model(ckpt)
         run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
         normalization = Normalization.from_dict(norm)
+        if task == "condensation":
+            return CondensationPredictor(
+                model=model.to(dev).eval(),
+                config=cfg,
+                normalization=normalization,
+                features=FeatureSpec(normalization.names),
+                calibration=None,
+                methods=("model",),
+                device=dev,
+                batch_size=batch_size,
+                checkpoint=ckpt,
+                run_dir=run_dir,
+                clue=clue,
+            )
         cal_file = run_dir / CALIBRATION_FILE
         calibration = None
         if postprocess != "none" and cal_file.is_file():
@@ -316,8 +408,13 @@ class Predictor:
         )
 
     @property
-    def n_showers(self) -> int:
-        """Number ``K`` of showers the model predicts."""
+    def task(self) -> str:
+        """The run's task: ``"fractions"`` (or ``"condensation"`` for the subclass)."""
+        return "fractions"
+
+    @property
+    def n_showers(self) -> int | None:
+        """Number ``K`` of showers the model predicts (``None`` for a condensation run)."""
         return int(self.config.model.n_showers)
 
     @property
@@ -432,15 +529,26 @@ class Predictor:
         counts = np.zeros(n, dtype=np.int64)
         counts[kept] = [d.num_nodes for d in events]
         self._tock("convert")
+        cols: dict[str, Any] = {
+            "status": status.astype(np.int32),
+            "entry": np.arange(info.entry_start, info.entry_start + n, dtype=np.int64),
+        }
+        cols.update(self._event_columns(events, kept, counts))
+        self._tock("columns")
+        return {name: cols[name] for name in self.columns}
+
+    def _event_columns(
+        self, events: list[Any], kept: np.ndarray, counts: np.ndarray
+    ) -> dict[str, Any]:
+        """The columns after ``status`` and ``entry`` of a chunk of ``len(counts)`` entries
+        whose entries ``kept`` are the ``events`` (``counts``: hits per entry, 0 if skipped)."""
+        n = len(counts)
         k = self.n_showers
         parts: dict[str, list[torch.Tensor]] = {}
         for start in range(0, len(events), self.batch_size):
             for name, t in self._fractions(events[start : start + self.batch_size]).items():
                 parts.setdefault(name, []).append(t)
-        cols: dict[str, Any] = {
-            "status": status.astype(np.int32),
-            "entry": np.arange(info.entry_start, info.entry_start + n, dtype=np.int64),
-        }
+        cols: dict[str, Any] = {}
         per_shower: dict[str, np.ndarray] = {}
         for m in self.methods:
             if parts:
@@ -461,8 +569,7 @@ class Predictor:
                 full[kept] = xyz[:, :, c]
                 per_shower[f"shower_{q}_{m}"] = full
         cols.update(per_shower)
-        self._tock("columns")
-        return {name: cols[name] for name in self.columns}
+        return cols
 
     def empty_columns(self) -> dict[str, Any]:
         """The columns of zero entries (their types make an empty output tree)."""
@@ -476,6 +583,129 @@ class Predictor:
             else:
                 cols[name] = np.zeros((0, self.n_showers), dtype=np.float32)
         return cols
+
+
+@dataclass
+class CondensationPredictor(Predictor):
+    """A trained condensation run ready to predict: per hit its cluster and beta, per cluster
+    its energy and position (module docstring).
+
+    Built by :meth:`Predictor.load` for a ``calo-train --task condensation`` run; it reads,
+    streams and writes as :class:`Predictor` does (the same :meth:`predict_chunk`), only the
+    columns after ``status`` and ``entry`` differ. The clustering is
+    :func:`calo.reco.condensation.condensation_clusters` of the network's beta and coordinates
+    with the run's ``condensation.clustering`` thresholds, event by event, as
+    :func:`calo.train.condensation_task.evaluate_condensation` does.
+
+    Attributes
+    ----------
+    clue:
+        Also write CLUE's clusters (``clue_cluster``) with the run's ``condensation.clue``.
+    """
+
+    clue: bool = False
+
+    @property
+    def task(self) -> str:
+        """``"condensation"``."""
+        return "condensation"
+
+    @property
+    def n_showers(self) -> int | None:
+        """``None``: a condensation run finds any number of clusters."""
+        return None
+
+    @property
+    def has_position(self) -> bool:
+        """Whether the model predicts the impact point (the position payload)."""
+        return bool(self.config.model.condensation.position)
+
+    @property
+    def columns(self) -> list[str]:
+        """Output column names, in order."""
+        return condensation_column_names(self.clue, self.has_position)
+
+    @torch.no_grad()
+    def _clusters(self, events: list[Any]) -> dict[str, np.ndarray]:
+        """Per hit ``cluster``, ``beta`` (and ``clue_cluster``) and per cluster its energy and
+        positions of the ``events`` (the hits and clusters of all events one after the other),
+        with ``n_clusters`` per event."""
+        sizes = torch.tensor([d.num_nodes for d in events], dtype=torch.long)
+        batch = torch.repeat_interleave(torch.arange(len(events)), sizes)
+        x = torch.cat([d.x for d in events]).to(self.device)
+        out = self.model(x, batch.to(self.device))
+        self._tock("network")
+        b = batch.numpy()
+        pos = torch.cat([d.pos for d in events]).double().numpy()
+        energy = torch.cat([d.energy for d in events]).double().numpy()
+        beta = out.beta.double().cpu().numpy()
+        c = self.config.condensation
+        cl = condensation_clusters(
+            beta, out.coords.double().cpu().numpy(), b, c.clustering.t_beta, c.clustering.t_d
+        )
+        corr = out.correction.double().cpu().numpy()[cl.points]
+        e_raw = cluster_energies(cl.labels, energy, b)
+        res = {
+            "cluster": cl.labels.astype(np.int32),
+            "beta": beta.astype(np.float32),
+            "n_clusters": np.bincount(cl.event, minlength=len(events)).astype(np.int32),
+            "cluster_energy": (e_raw * corr).astype(np.float32),
+        }
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for j, q in enumerate("xyz"):
+                ex = cluster_energies(cl.labels, energy * pos[:, j], b)
+                res[f"cluster_{q}"] = np.where(e_raw > 0, ex / e_raw, np.nan).astype(np.float32)
+        if self.has_position and out.position is not None:
+            scale = self.config.model.condensation.position_scale
+            learned = pos[cl.points, :2] + scale * out.position.double().cpu().numpy()[cl.points]
+            res["cluster_x_learned"] = learned[:, 0].astype(np.float32)
+            res["cluster_y_learned"] = learned[:, 1].astype(np.float32)
+        if self.clue:
+            k = c.clue
+            res["clue_cluster"] = clue_labels(
+                _clue_coords(Data(pos=torch.from_numpy(pos)), c.clue_space), energy,
+                k.dc, k.rho_c, k.outlier_factor, batch=b, kernel=k.kernel,
+                kernel_params=tuple(k.kernel_params) or None,
+            ).astype(np.int32)  # fmt: skip
+        self._tock("postprocess")
+        return res
+
+    def _event_columns(
+        self, events: list[Any], kept: np.ndarray, counts: np.ndarray
+    ) -> dict[str, Any]:
+        """Per-hit, per-cluster and per-entry columns of a chunk (see :class:`Predictor`)."""
+        n = len(counts)
+        parts: dict[str, list[np.ndarray]] = {}
+        for start in range(0, len(events), self.batch_size):
+            for name, v in self._clusters(events[start : start + self.batch_size]).items():
+                parts.setdefault(name, []).append(v)
+        empty = self.empty_columns()
+        flat = {
+            name: np.concatenate(parts[name]) if parts else ak.to_numpy(ak.flatten(empty[name]))
+            for name in self.columns[2:]
+            if name != "n_clusters"
+        }
+        n_clusters = np.zeros(n, dtype=np.int32)
+        if parts:
+            n_clusters[kept] = np.concatenate(parts["n_clusters"])
+        cols: dict[str, Any] = {"n_clusters": n_clusters}
+        for name, v in flat.items():
+            per_entry = counts if is_hit_column(name) else n_clusters
+            cols[name] = ak.unflatten(np.ascontiguousarray(v), per_entry)
+        return cols
+
+    def empty_columns(self) -> dict[str, Any]:
+        """The columns of zero entries (their types make an empty output tree)."""
+        cols: dict[str, Any] = {
+            "status": np.zeros(0, dtype=np.int32),
+            "entry": np.zeros(0, dtype=np.int64),
+            "n_clusters": np.zeros(0, dtype=np.int32),
+        }
+        for name in self.columns[2:]:
+            if name != "n_clusters":
+                dtype = np.int32 if name in ("cluster", "clue_cluster") else np.float32
+                cols[name] = ak.unflatten(np.zeros(0, dtype=dtype), np.zeros(0, np.int64))
+        return {name: cols[name] for name in self.columns}
 
 
 def n_entries(path: str | os.PathLike, tree: str) -> int | None:
@@ -533,10 +763,14 @@ def iter_predictions(
 
 
 @lru_cache(maxsize=2)
-def cached_predictor(run: str, device: str, postprocess: str, batch_size: int) -> Predictor:
+def cached_predictor(
+    run: str, device: str, postprocess: str, batch_size: int, clue: bool = False
+) -> Predictor:
     """:meth:`Predictor.load`, once per process for the same arguments (used by the tasks
     of a Dask cluster, which load the run in each worker)."""
-    return Predictor.load(run, device=device, postprocess=postprocess, batch_size=batch_size)
+    return Predictor.load(
+        run, device=device, postprocess=postprocess, batch_size=batch_size, clue=clue
+    )
 
 
 def predict(
@@ -548,6 +782,7 @@ def predict(
     batch_size: int = 32,
     step_size: int | str = "100 MB",
     postprocess: str = "all",
+    clue: bool = False,
     summary: ReadSummary | None = None,
     progress: bool = False,
 ) -> ak.Array:
@@ -556,13 +791,14 @@ def predict(
     Parameters
     ----------
     run:
-        A run folder or checkpoint of a fraction run, or a loaded :class:`Predictor`.
+        A run folder or checkpoint of a fraction or condensation run, or a loaded
+        :class:`Predictor`.
     files:
         A ROOT file, a glob pattern or a list of them.
     schema:
         A :class:`~calo.io.Schema` or its YAML file; default the run's ``schema.yaml``, else
         calo's layout.
-    device, batch_size, postprocess:
+    device, batch_size, postprocess, clue:
         See :meth:`Predictor.load`.
     step_size:
         Entries (int) or memory (``"100 MB"``) per chunk.
@@ -577,7 +813,8 @@ def predict(
         One record per input entry, the files one after the other in order, with the fields
         of the output files (module docstring): ``status``, ``entry``, ``frac_<m>_<k>``
         (jagged, the input's hits), ``shower_energy_<m>``, ``shower_x_<m>`` ... (``K``
-        values).
+        values); for a condensation run ``cluster``, ``beta`` (per hit), ``n_clusters``,
+        ``cluster_energy``, ``cluster_x`` ... (per cluster).
 
     Examples
     --------
@@ -591,7 +828,9 @@ def predict(
     predictor = (
         run
         if isinstance(run, Predictor)
-        else Predictor.load(run, device=device, postprocess=postprocess, batch_size=batch_size)
+        else Predictor.load(
+            run, device=device, postprocess=postprocess, batch_size=batch_size, clue=clue
+        )
     )
     schema = resolve_schema(predictor.run_dir, schema)
     chunks = [
@@ -677,7 +916,7 @@ def _file_task(
     if threads is not None:
         torch.set_num_threads(threads)
     predictor = cached_predictor(
-        run, options["device"], options["postprocess"], options["batch_size"]
+        run, options["device"], options["postprocess"], options["batch_size"], options["clue"]
     )
     summary = ReadSummary()
     with OutputWriter(
@@ -747,7 +986,7 @@ def _chunk_task(
     if threads is not None:
         torch.set_num_threads(threads)
     predictor = cached_predictor(
-        run, options["device"], options["postprocess"], options["batch_size"]
+        run, options["device"], options["postprocess"], options["batch_size"], options["clue"]
     )
     branches = list(dict.fromkeys(schema.hit_branches().values()))
     try:
@@ -773,14 +1012,14 @@ def _join_parts(parts: list[Path], out: Path, tree: str, template: dict[str, Any
     in memory at a time) and delete them; returns the entries written."""
     import uproot
 
-    from calo.predict.output import HIT_COUNTER, OutputWriter
+    from calo.predict.output import HIT_COUNTER, OutputWriter, is_jagged_column
 
     with OutputWriter(out, tree, template, fmt) as writer:
         for part in parts:
             with uproot.open(part) as f:
                 arr = f["part"].arrays()
             cols = {
-                name: (arr[name] if name.startswith("frac_") else ak.to_numpy(arr[name]))
+                name: (arr[name] if is_jagged_column(name) else ak.to_numpy(arr[name]))
                 for name in arr.fields
                 if name != HIT_COUNTER
             }
@@ -800,6 +1039,7 @@ def predict_files(
     batch_size: int = 32,
     step_size: int | str = "100 MB",
     postprocess: str = "all",
+    clue: bool = False,
     fmt: str = "ttree",
     tree: str | None = None,
     workers: int | None = None,
@@ -816,12 +1056,12 @@ def predict_files(
     Parameters
     ----------
     run:
-        Run folder or checkpoint of a fraction run.
+        Run folder or checkpoint of a fraction or condensation run.
     files:
         ROOT files or glob patterns.
     out_dir:
         Output folder (created).
-    schema, device, batch_size, step_size, postprocess:
+    schema, device, batch_size, step_size, postprocess, clue:
         As for :func:`predict`.
     fmt:
         ``"ttree"`` (default; a friend tree) or ``"rntuple"``.
@@ -855,7 +1095,7 @@ def predict_files(
 
     if fmt not in FORMATS:
         raise ConfigError(f"output format must be one of {list(FORMATS)}, got {fmt!r}")
-    predictor = cached_predictor(str(run), device, postprocess, batch_size)
+    predictor = cached_predictor(str(run), device, postprocess, batch_size, clue)
     schema = resolve_schema(predictor.run_dir, schema)
     paths = expand_paths(files)
     if not paths:
@@ -874,6 +1114,7 @@ def predict_files(
             "device": device,
             "postprocess": postprocess,
             "batch_size": batch_size,
+            "clue": clue,
             "step_size": step_size,
             "format": fmt,
             "tree": tree,
@@ -943,12 +1184,16 @@ def predict_files(
         "calo_version": calo.__version__,
         "run": str(run),
         "checkpoint": str(predictor.checkpoint),
+        "task": predictor.task,
         "model": predictor.config.model.name,
         "n_showers": predictor.n_showers,
         "calibration": (
             str(predictor.run_dir / CALIBRATION_FILE) if predictor.calibration else None
         ),
         "methods": list(predictor.methods),
+        "clustering": (
+            to_dict(predictor.config.condensation) if predictor.task == "condensation" else None
+        ),
         "columns": predictor.columns,
         "status_codes": {str(k): v for k, v in STATUS_DOC.items()},
         "schema": to_dict(schema),

@@ -2,17 +2,22 @@
 tree) or an RNTuple.
 
 The TTree holds one branch per column: ``status`` (``int32_t``), ``entry`` (``int64_t``),
-the per-hit fractions ``frac_<method>_<k>`` (``float[nhit_pred]``, all counted by the one
-branch ``nhit_pred``) and the per-shower values ``shower_*`` (``float[K]``). It is written with
-uproot's ``mktree`` and one ``extend`` per chunk, so one basket per chunk; in ROOT::
+the per-hit values (:func:`is_hit_column`: the fractions ``frac_<method>_<k>`` of a fraction
+run, ``cluster``, ``beta``, ``clue_cluster`` of a condensation run; ``float[nhit_pred]`` or
+``int[nhit_pred]``, all counted by the one branch ``nhit_pred``), the per-shower values
+``shower_*`` (``float[K]``) of a fraction run and the per-cluster values ``cluster_*``
+(:func:`is_cluster_column`, ``float[n_clusters]``, counted by ``n_clusters``) of a condensation
+run. It is written with uproot's ``mktree`` and one ``extend`` per chunk, so one basket per
+chunk; in ROOT::
 
     TFile in("events.root"), pred("events_pred.root");
     auto *t = in.Get<TTree>("events");
     t->AddFriend("events", &pred);        // or any alias: t->AddFriend("p=events", ...)
     t->Draw("hit_energy * frac_model_0"); // per hit, aligned with the input hits
 
-An RNTuple holds the same fields (``frac_*`` as ``std::vector<float>``, ``shower_*`` as
-``std::array<float, K>``; no counter field). ROOT does not make an RNTuple a friend of a TTree:
+An RNTuple holds the same fields (per-hit and per-cluster values as ``std::vector``,
+``shower_*`` as ``std::array<float, K>``; no ``nhit_pred`` field, ``n_clusters`` a field of its
+own). ROOT does not make an RNTuple a friend of a TTree:
 join them by entry number.
 
 The file is written as ``<name>.tmp`` and renamed when complete, so a run that fails leaves
@@ -47,7 +52,16 @@ import uproot
 
 from calo.errors import ConfigError, DataError
 
-__all__ = ["FORMATS", "HIT_COUNTER", "OutputWriter", "columns_to_array"]
+__all__ = [
+    "CLUSTER_COUNTER",
+    "FORMATS",
+    "HIT_COUNTER",
+    "OutputWriter",
+    "columns_to_array",
+    "is_cluster_column",
+    "is_hit_column",
+    "is_jagged_column",
+]
 
 #: Output formats.
 FORMATS: tuple[str, ...] = ("ttree", "rntuple")
@@ -55,9 +69,44 @@ FORMATS: tuple[str, ...] = ("ttree", "rntuple")
 #: The TTree branch that counts the per-hit values of an entry (the input event's hits).
 HIT_COUNTER = "nhit_pred"
 
+#: The column (and TTree counter branch) that counts the per-cluster values of an entry.
+CLUSTER_COUNTER = "n_clusters"
 
-def _is_hit(name: str) -> bool:
-    return name.startswith("frac_")
+#: Per-hit columns of a condensation run (besides the fraction runs' ``frac_*``).
+_HIT_NAMES = ("cluster", "beta", "clue_cluster")
+
+
+def is_hit_column(name: str) -> bool:
+    """Whether column ``name`` holds one value per input hit.
+
+    Examples
+    --------
+    >>> [is_hit_column(c) for c in ("frac_model_0", "cluster", "cluster_energy", "status")]
+    [True, True, False, False]
+    """
+    return name.startswith("frac_") or name in _HIT_NAMES
+
+
+def is_cluster_column(name: str) -> bool:
+    """Whether column ``name`` holds one value per predicted cluster (``cluster_*``).
+
+    Examples
+    --------
+    >>> [is_cluster_column(c) for c in ("cluster_energy", "cluster", "n_clusters")]
+    [True, False, False]
+    """
+    return name.startswith("cluster_")
+
+
+def is_jagged_column(name: str) -> bool:
+    """Whether column ``name`` is jagged (per hit or per cluster).
+
+    Examples
+    --------
+    >>> is_jagged_column("beta"), is_jagged_column("shower_energy_model")
+    (True, False)
+    """
+    return is_hit_column(name) or is_cluster_column(name)
 
 
 def columns_to_array(cols: dict[str, Any]) -> ak.Array:
@@ -76,16 +125,25 @@ def columns_to_array(cols: dict[str, Any]) -> ak.Array:
 
 
 def _ttree_data(cols: dict[str, Any]) -> dict[str, Any]:
-    """Per-hit columns zipped into one record (one shared counter branch)."""
-    hits = {k: v for k, v in cols.items() if _is_hit(k)}
+    """Per-hit columns zipped into one record (one shared counter branch), per-cluster columns
+    into another (counted by the branch ``n_clusters``, which replaces that column)."""
+    hits = {k: v for k, v in cols.items() if is_hit_column(k)}
+    clusters = {k: v for k, v in cols.items() if is_cluster_column(k)}
     out: dict[str, Any] = {}
     for k, v in cols.items():
-        if _is_hit(k):
+        if is_hit_column(k):
             if "__hits__" not in out:
                 out["__hits__"] = ak.zip(hits)
-        else:
+        elif is_cluster_column(k):
+            if "__clusters__" not in out:
+                out["__clusters__"] = ak.zip(clusters)
+        elif not (k == CLUSTER_COUNTER and clusters):
             out[k] = v
     return out
+
+
+def _counter(branch: str) -> str:
+    return CLUSTER_COUNTER if branch == "__clusters__" else HIT_COUNTER
 
 
 def _branch_type(v: Any) -> Any:
@@ -130,7 +188,7 @@ class OutputWriter:
                 tree,
                 types,
                 field_name=lambda outer, inner: inner,
-                counter_name=lambda counted: HIT_COUNTER,
+                counter_name=_counter,
             )
         else:
             self._obj = self._file.mkrntuple(tree, columns_to_array(template).layout.form)

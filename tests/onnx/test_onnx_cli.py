@@ -11,7 +11,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
-from trainhelp import TINY_GRAVNET, one_line_error
+from trainhelp import TINY_GRAVNET
 
 from calo.fpga.cli import export_main
 from calo.train.evaluate import load_model
@@ -69,17 +69,46 @@ def test_onnx_export_of_a_fraction_run(gravnet_run: Path, tmp_path: Path, capsys
     assert float(np.abs(got - ref).max()) <= 1e-5
 
 
-def test_e_pi_run_is_a_one_line_error(tmp_path_factory, tmp_path: Path, capsys) -> None:
+def test_onnx_export_of_an_e_pi_run_in_float_arithmetic(tmp_path_factory, tmp_path) -> None:
+    from calo.fpga.data import load_e_pi
+    from calo.models.onnx import onnx_session
+
     run = _train(
         tmp_path_factory,
         "e_pi",
         [
             "task=e_pi", f"data.files=[{DATA / 'sample_e_pi.root'}]", "data.max_events=60",
             "data.batch_size=30", "e_pi.fixed.n_vertices=16", "e_pi.fixed.reuse_factor=4",
-            "e_pi.qat_epochs=0",
+            "e_pi.qat_epochs=0", "e_pi.sublayers=[[4,4,8]]", "e_pi.head=[8]",
         ],
     )  # fmt: skip
-    capsys.readouterr()
-    rc = export_main([str(run), "--format", "onnx", "--out", str(tmp_path / "o")])
-    one_line_error(capsys, rc, "e/pi", "--format hls")
-    assert not (tmp_path / "o" / "model.onnx").exists()
+    out = tmp_path / "o"
+    assert export_main([str(run), "--format", "onnx", "--out", str(out)]) == 0
+    doc = json.loads((out / "model.onnx.json").read_text())
+    assert doc["task"] == "e_pi" and doc["arithmetic"] == "float"
+    assert [o["name"] for o in doc["outputs"]] == ["regression", "logit"]
+    model, _, _, _ = load_model(run)
+    model.stack.set_quantized(False)
+    sample = load_e_pi(DATA / "sample_e_pi.root", v_max=16, max_events=8)
+    X, n = sample.X.float(), sample.n.long()
+    got = onnx_session(out / "model.onnx").run(None, {"X": X.numpy(), "n": n.numpy()})
+    with torch.no_grad():
+        ref = model(X, n)
+    for g, r in zip(got, ref, strict=True):
+        assert float(np.abs(g - r.numpy()).max()) <= 1e-5
+
+
+def test_onnx_export_of_a_condensation_run(tmp_path: Path) -> None:
+    """A condensation run folder (seeded initial weights, calo-train's layout) exports with
+    the outputs of its head and the run's normalisation."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "predict"))
+    from predhelp import make_condensation_run
+
+    run = make_condensation_run(tmp_path / "cond", DATA / "sample_two_showers.root")
+    out = tmp_path / "o"
+    assert export_main([str(run), "--format", "onnx", "--out", str(out)]) == 0
+    doc = json.loads((out / "model.onnx.json").read_text())
+    assert doc["task"] == "condensation" and doc["verification"]["max_abs_diff"] <= 1e-5
+    names = ["beta", "coords", "correction", "position"]
+    assert [o["name"] for o in doc["outputs"]] == names
+    assert doc["normalization"] == load_model(run)[2]

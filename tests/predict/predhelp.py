@@ -19,7 +19,7 @@ import uproot
 import calo
 from calo.config import apply_overrides, to_dict
 from calo.io import FeatureSpec, Normalization, read_data
-from calo.models import build_model
+from calo.models import CondensationModel, build_model
 from calo.reco import ShareCalibration
 from calo.train.checkpoint import CHECKPOINT_FORMAT
 from calo.train.config import TrainConfig
@@ -69,6 +69,53 @@ def make_run(
             [[0.0, 0.5], [0.0, 0.5, 1.0], [0.0, 1e9]], table, 100, refine_iterations=2
         )
         cal.save(out / "share_calibration.json")
+    return out
+
+
+def make_condensation_run(
+    out: Path, data: Path, name: str = "gravnet", position: bool = True, seed: int = 0
+) -> Path:
+    """A condensation run folder (``task=condensation``) in calo-train's layout with the seeded
+    initial weights of a tiny ``name`` backbone and head (3-d clustering coordinates, the
+    position payload with ``position``). The head's last layer is scaled by 30 (bias 0) so that
+    beta spreads over (0, 1) and the coordinates over a few units: with t_beta=0.15, t_d=3 the
+    initial weights give several clusters per event and some noise; CLUE's d_c=2 cm,
+    rho_c=0.5 GeV give a few clusters on the two-shower events."""
+    cfg = apply_overrides(
+        TrainConfig(),
+        [
+            "task=condensation",
+            f"model.name={name}",
+            *TINY[name],
+            "model.condensation.hidden=[16]",
+            "model.condensation.coord_dims=3",
+            f"model.condensation.position={str(position).lower()}",
+            "model.condensation.position_scale=2.0",
+            "condensation.clustering.t_beta=0.15",
+            "condensation.clustering.t_d=3.0",
+            "condensation.clue.dc=2.0",
+            "condensation.clue.rho_c=0.5",
+        ],
+    )
+    torch.manual_seed(seed)
+    model = CondensationModel(cfg.model)
+    with torch.no_grad():
+        model.head.net[-1].weight.mul_(30.0)
+        model.head.net[-1].bias.zero_()
+    events, _ = read_data(data, require_truth=False)
+    norm = Normalization.fit(torch.cat([d.x for d in events]), FeatureSpec().names)
+    ckpt = {
+        "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+        "calo": {
+            "format": CHECKPOINT_FORMAT,
+            "version": calo.__version__,
+            "config": to_dict(cfg),
+            "normalization": norm.to_dict(),
+            "history": {},
+        },
+    }
+    (out / "checkpoints").mkdir(parents=True)
+    torch.save(ckpt, out / "checkpoints" / "last.ckpt")
     return out
 
 
