@@ -84,7 +84,6 @@ import awkward as ak
 import numpy as np
 import torch
 from torch import nn
-from torch_geometric.data import Data
 
 from calo.errors import ConfigError, DataError
 from calo.io import (
@@ -104,7 +103,7 @@ from calo.reco import ShareCalibration
 from calo.reco.clue import clue as clue_labels
 from calo.reco.condensation import cluster_energies, condensation_clusters
 from calo.train.checkpoint import read_checkpoint, resolve_checkpoint
-from calo.train.condensation_task import _clue_coords
+from calo.train.condensation_task import clue_coords
 from calo.train.config import TrainConfig
 from calo.train.data import SCHEMA_FILE
 from calo.train.evaluate import load_model
@@ -663,7 +662,7 @@ class CondensationPredictor(Predictor):
         if self.clue:
             k = c.clue
             res["clue_cluster"] = clue_labels(
-                _clue_coords(Data(pos=torch.from_numpy(pos)), c.clue_space), energy,
+                clue_coords(pos, c.clue_space), energy,
                 k.dc, k.rho_c, k.outlier_factor, batch=b, kernel=k.kernel,
                 kernel_params=tuple(k.kernel_params) or None,
             ).astype(np.int32)  # fmt: skip

@@ -48,6 +48,7 @@ from calo.train.module import CaloModule
 __all__ = [
     "METRIC_KEYS",
     "CondensationModule",
+    "clue_coords",
     "condensation_outputs",
     "evaluate_condensation",
     "format_condensation",
@@ -188,8 +189,16 @@ class CondensationModule(CaloModule):
         return terms["total"], int(data.num_graphs)
 
 
-def _clue_coords(data: Any, space: str) -> np.ndarray:
-    pos = data.pos.detach().cpu().numpy().astype(np.float64)
+def clue_coords(pos: np.ndarray, space: str) -> np.ndarray:
+    """The ``[N, 2]`` or ``[N, 3]`` float64 coordinates CLUE clusters in (``clue_space``:
+    ``xy``, the hits projected on the front face, or ``xyz``) of ``[N, 3]`` hit positions.
+
+    Examples
+    --------
+    >>> clue_coords(np.ones((4, 3), np.float32), "xy").shape
+    (4, 2)
+    """
+    pos = np.asarray(pos, dtype=np.float64)
     return pos[:, :2] if space == "xy" else pos
 
 
@@ -265,7 +274,7 @@ def score_condensation(
     if "clue" in methods:
         c = cfg.clue
         labels["clue"] = clue(
-            _clue_coords(Data(pos=torch.from_numpy(a["pos"])), cfg.clue_space), energy,
+            clue_coords(a["pos"], cfg.clue_space), energy,
             c.dc, c.rho_c, c.outlier_factor, batch=a["batch"], kernel=c.kernel,
             kernel_params=tuple(c.kernel_params) or None,
         )  # fmt: skip
