@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,6 +48,7 @@ from calo.train.module import CaloModule
 
 __all__ = [
     "METRIC_KEYS",
+    "TUNING_GRIDS",
     "CondensationModule",
     "clue_coords",
     "condensation_outputs",
@@ -55,6 +57,8 @@ __all__ = [
     "hit_particles",
     "hit_targets",
     "score_condensation",
+    "tune_parameters",
+    "tuning_objective",
 ]
 
 #: the summary numbers of each method that the table prints
@@ -295,6 +299,78 @@ def score_condensation(
         "batch": a["batch"],
         "pos": a["pos"],
     }
+
+
+#: default tuning grids: CLUE's d_c (cm), rho_c (GeV) and outlier factor; the condensation
+#: clustering's t_beta and t_d (:func:`tune_parameters`)
+TUNING_GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
+    "clue": {
+        "dc": (0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
+        "rho_c": (0.05, 0.2, 0.5, 1.0, 2.0, 4.0),
+        "outlier_factor": (1.5, 2.0, 3.0),
+    },
+    "clustering": {"t_beta": (0.1, 0.2, 0.3, 0.5, 0.7), "t_d": (0.2, 0.3, 0.5, 0.7, 1.0)},
+}
+
+
+def tuning_objective(summary: Mapping[str, Any]) -> float:
+    """The mean of efficiency and purity (1 - fake rate): what :func:`tune_parameters`
+    maximises, so that neither can be bought with the other.
+
+    Examples
+    --------
+    >>> tuning_objective({"efficiency": 0.8, "fake_rate": 0.2})
+    0.8
+    """
+    return 0.5 * (float(summary["efficiency"]) + 1.0 - float(summary["fake_rate"]))
+
+
+def tune_parameters(
+    outputs: Mapping[str, np.ndarray],
+    config: CondensationTaskConfig,
+    section: str,
+    grid: Mapping[str, Sequence[float]] | None = None,
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Grid search of CLUE's parameters (``section="clue"``) or of the condensation
+    clustering's thresholds (``"clustering"``) on :func:`condensation_outputs` of *training*
+    events, for the highest :func:`tuning_objective`.
+
+    A grid search over a handful of values rather than an optimiser: every point needs a full
+    clustering and matching, the objective is piecewise constant, and the grid, reported whole,
+    shows how flat the optimum is.
+
+    Returns
+    -------
+    best, rows
+        The best values (first on ties, in grid order) and, per grid point, the values with
+        its efficiency, fake rate and objective.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pos = np.array([[0, 0, 0], [0.3, 0, 0], [5, 0, 0], [5.3, 0, 0]], float)
+    >>> out = {"pos": pos, "energy": np.ones(4), "true_e": np.full(4, 2.0),
+    ...        "particle": np.array([0, 0, 1, 1]), "batch": np.zeros(4, int)}
+    >>> best, rows = tune_parameters(out, CondensationTaskConfig(), "clue",
+    ...                              {"dc": (0.5, 10.0), "rho_c": (0.5,)})
+    >>> best, [r["efficiency"] for r in rows]
+    ({'dc': 0.5, 'rho_c': 0.5}, [1.0, 0.0])
+    """
+    from dataclasses import replace
+
+    if section not in TUNING_GRIDS:
+        raise ValueError(f"section must be one of {sorted(TUNING_GRIDS)}, got {section!r}")
+    grid = dict(grid if grid is not None else TUNING_GRIDS[section])
+    method = "clue" if section == "clue" else "model"
+    rows = []
+    for values in itertools.product(*grid.values()):
+        point = dict(zip(grid, (float(v) for v in values), strict=True))
+        cfg = replace(config, **{section: replace(getattr(config, section), **point)})
+        m = score_condensation(outputs, cfg, methods=(method,))["methods"][method]
+        rows.append({**point, "efficiency": m["efficiency"], "fake_rate": m["fake_rate"],
+                     "objective": tuning_objective(m)})  # fmt: skip
+    best = max(rows, key=lambda r: r["objective"])
+    return {k: best[k] for k in grid}, rows
 
 
 def evaluate_condensation(
