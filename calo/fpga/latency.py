@@ -326,10 +326,11 @@ def pruned_dsp(
     quantized: bool,
     head_weights: Sequence[np.ndarray] = (),
     head_reuse_factor: int = 1,
+    collapse: bool = True,
 ) -> DSPCount:
     """DSP estimate of a GarNetStack (and Dense head) that counts only nonzero multiplications.
 
-    The count of :func:`estimate_latency` (collapsed stack), term by term, on actual weights:
+    The count of :func:`estimate_latency`, term by term, on actual weights:
     a multiplication by a weight whose firmware value is exactly zero is left out. In
     ``nnet_garnet.h`` every weight is a ``static const`` member of the config struct read in
     fully unrolled loops, so a zero weight is a multiplication by the constant 0 that the HLS
@@ -343,7 +344,8 @@ def pruned_dsp(
     * ``output_base``: with continuous transform kernels (``quantized=False``), one per
       nonzero entry of the contracted input transform ``w_in`` and of ``b_in``; ternary
       kernels cost no DSP (:func:`estimate_latency`);
-    * ``collapse``: ``F_out A`` of the last sublayer (data x data);
+    * ``collapse``: ``F_out A`` of the last sublayer (data x data), ``U F_out A`` for the
+      per-hit ``distribute`` loop without collapse;
     * ``head``: per Dense layer ``ceil(n / R) - n_zeros // R`` over its weight matrix.
 
     Parameters
@@ -360,6 +362,8 @@ def pruned_dsp(
         of entries and of zeros count).
     head_reuse_factor:
         Reuse factor of the head's Dense layers.
+    collapse:
+        Mean over hits at the end (otherwise per-hit outputs; a single sublayer).
 
     Examples
     --------
@@ -409,7 +413,7 @@ def pruned_dsp(
             weights += q.w_in.size + q.b_in.size
         prev = (a, f_out)
     last = sublayers[-1]
-    terms["collapse"] = last.n_out * last.n_aggregators
+    terms["collapse"] = last.n_out * last.n_aggregators * (1 if collapse else U)
     dense += terms["collapse"]
     for w in head_weights:
         w = np.asarray(w)
