@@ -346,7 +346,11 @@ def pruned_dsp(
       kernels cost no DSP (:func:`estimate_latency`);
     * ``collapse``: ``F_out A`` of the last sublayer (data x data), ``U F_out A`` for the
       per-hit ``distribute`` loop without collapse;
-    * ``head``: per Dense layer ``ceil(n / R) - n_zeros // R`` over its weight matrix.
+    * ``head``: per Dense layer ``ceil(n / R) - n_zeros // R`` over its weight matrix, the
+      ``multiplier_limit`` of hls4ml's Latency strategy (its default; ``nnet_dense_latency.h``
+      caps the multipliers at it). The Resource strategy (``nnet_dense_resource.h``) reads the
+      weights from a ROM and keeps ``ceil(n / R)`` multipliers whatever their values, unless
+      hls4ml's ``Compression`` stores only the nonzero ones (``nnet_dense_compressed.h``).
 
     Parameters
     ----------
