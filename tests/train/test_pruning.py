@@ -186,3 +186,24 @@ def test_quantization_aware_epochs_before_the_ramp_ends_jump_to_the_final_sparsi
     assert p["final_epoch"] == 1 and p["sparsity_reached"] == 0.6
     assert p["total"]["sparsity"] == pytest.approx(0.6, abs=1 / p["total"]["size"])
     assert len(p["tensors"]) == 4 and p["scope"] == "global"
+
+
+def test_resume_keeps_the_pruned_weights_zero(
+    pruned_run: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """Stopped after the ramp (2 epochs of 8 steps) and resumed: the checkpoint's plain weights
+    are pruned again, and the run ends where the uninterrupted one ended."""
+    full_out, full = pruned_run
+    extra = ("e_pi.qat_epochs=1", "pruning.amount=0.75", "pruning.ramp_epochs=2")
+    out = tmp_path / "resumed"
+    train(_cfg("trainer.max_epochs=4", "trainer.max_steps=16", *extra), out, plots=False)
+    metrics = train(_cfg("trainer.max_epochs=4", *extra), out, resume=True, plots=False)
+    assert metrics["history"]["epoch"] == [0.0, 1.0, 2.0, 3.0]
+    assert metrics["pruning"]["final_epoch"] == 1
+    assert metrics["pruning"]["tensors"] == full["pruning"]["tensors"]
+    a = torch.load(full_out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    b = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k] == 0, b[k] == 0) or "bias" in k, k
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=1e-5)
