@@ -46,6 +46,11 @@ within 25 %. With ``head=PAPER_HEAD`` the Dense head after the mean is added
 (:func:`head_dsp`: ``ceil(n_in n_out / R_head)`` per layer, 400 at ``R_head = 1``), giving the
 whole model's count: 5-20 % above the published totals.
 
+Pruned weights: :func:`pruned_dsp` counts the same multiplications on the weights of a
+trained model and leaves out those by a weight whose firmware value is exactly zero (a
+multiplication by the constant 0, which the HLS compiler removes; hls4ml's Dense config
+states it as ``multiplier_limit = ceil(n_in n_out / R) - n_zeros / R``; docs/pruning.md).
+
 Out of sample: :func:`fit_constants` fits the three constants to any subset of the published
 rows (:data:`PUBLISHED`) and :func:`leave_one_out` predicts each row from the other four;
 :func:`lut_ff_leave_one_out` shows that no simple LUT/FF rule survives that test.
@@ -64,20 +69,24 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from calo.errors import ConfigError
-from calo.fpga.garnet import sublayer_dims
+from calo.fpga.garnet import QuantizedSublayer, sublayer_dims
 
 __all__ = [
     "FITTED_CONSTANTS",
     "PAPER_HEAD",
     "PAPER_STACK",
     "PUBLISHED",
+    "DSPCount",
     "LatencyEstimate",
     "estimate_latency",
     "fit_constants",
     "head_dsp",
     "leave_one_out",
     "lut_ff_leave_one_out",
+    "pruned_dsp",
     "published_table",
 ]
 
@@ -264,6 +273,160 @@ def head_dsp(n_in: int, head: Sequence[int], reuse_factor: int = 1) -> int:
         if width > 1:
             fan_in = width
     return dsp
+
+
+def _dense_multipliers(n_weights: int, n_zeros: int, reuse_factor: int) -> int:
+    """hls4ml's ``multiplier_limit`` of a Dense layer (``core_templates.py``):
+    ``DIV_ROUNDUP(n_in * n_out, reuse_factor) - n_zeros / reuse_factor`` (integer division)."""
+    return -(-n_weights // reuse_factor) - n_zeros // reuse_factor
+
+
+@dataclass(frozen=True)
+class DSPCount:
+    """Result of :func:`pruned_dsp`.
+
+    Attributes
+    ----------
+    dsp:
+        Estimated DSP48 count with multiplications by zero weights left out.
+    dense:
+        The same design with no weight zero (what :func:`estimate_latency` counts).
+    terms:
+        ``dsp`` by kind of multiplication: ``distance`` (hits x distance kernel, U copies),
+        ``edge`` (features x edge weights and, in ``distribute_aggregate``, edge weights x
+        the previous sublayer's aggregates; two data values, never removed),
+        ``output_base`` (aggregates x input-transform weights and biases; continuous
+        kernels only), ``collapse`` (the mean's last stage) and ``head``.
+    zero_weights, weights:
+        Zero and all weight entries that take part in a counted multiplication.
+
+    Examples
+    --------
+    >>> c = DSPCount(10, 12, {"distance": 10}, 2, 8)
+    >>> c.saved
+    2
+    """
+
+    dsp: int
+    dense: int
+    terms: dict[str, int]
+    zero_weights: int
+    weights: int
+
+    @property
+    def saved(self) -> int:
+        """DSPs saved by the zero weights (``dense - dsp``)."""
+        return self.dense - self.dsp
+
+
+def pruned_dsp(
+    sublayers: Sequence[QuantizedSublayer],
+    n_vertices: int,
+    reuse_factor: int,
+    quantized: bool,
+    head_weights: Sequence[np.ndarray] = (),
+    head_reuse_factor: int = 1,
+    collapse: bool = True,
+) -> DSPCount:
+    """DSP estimate of a GarNetStack (and Dense head) that counts only nonzero multiplications.
+
+    The count of :func:`estimate_latency`, term by term, on actual weights:
+    a multiplication by a weight whose firmware value is exactly zero is left out. In
+    ``nnet_garnet.h`` every weight is a ``static const`` member of the config struct read in
+    fully unrolled loops, so a zero weight is a multiplication by the constant 0 that the HLS
+    compiler removes; hls4ml's Dense layer states the same in its configuration
+    (``multiplier_limit = ceil(n_in n_out / R) - n_zeros / R``, used here for the head).
+
+    * ``distance``: ``U`` hits in parallel, one multiplication per nonzero entry of the
+      quantized distance kernel ``w_d`` (always continuous);
+    * ``edge``: data x data products, ``U (A F_in + A_prev F_out_prev)`` per sublayer; no
+      weight, so pruning leaves them;
+    * ``output_base``: with continuous transform kernels (``quantized=False``), one per
+      nonzero entry of the contracted input transform ``w_in`` and of ``b_in``; ternary
+      kernels cost no DSP (:func:`estimate_latency`);
+    * ``collapse``: ``F_out A`` of the last sublayer (data x data), ``U F_out A`` for the
+      per-hit ``distribute`` loop without collapse;
+    * ``head``: per Dense layer ``ceil(n / R) - n_zeros // R`` over its weight matrix, the
+      ``multiplier_limit`` of hls4ml's Latency strategy (its default; ``nnet_dense_latency.h``
+      caps the multipliers at it). The Resource strategy (``nnet_dense_resource.h``) reads the
+      weights from a ROM and keeps ``ceil(n / R)`` multipliers whatever their values, unless
+      hls4ml's ``Compression`` stores only the nonzero ones (``nnet_dense_compressed.h``).
+
+    Parameters
+    ----------
+    sublayers:
+        The quantized sublayers (raw integer arrays) as the firmware holds them
+        (:meth:`calo.fpga.qat.QGarNetStack.quantized_sublayers`).
+    n_vertices, reuse_factor:
+        V_max and R of the stack.
+    quantized:
+        Ternary transform kernels (the paper's quantized model).
+    head_weights:
+        The weight matrix of every Dense layer of the head (any orientation; only the number
+        of entries and of zeros count).
+    head_reuse_factor:
+        Reuse factor of the head's Dense layers.
+    collapse:
+        Mean over hits at the end (otherwise per-hit outputs; a single sublayer).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from calo.fpga.qat import QGarNetStack
+    >>> _ = torch.manual_seed(0)
+    >>> stack = QGarNetStack()
+    >>> c0 = pruned_dsp(stack.quantized_sublayers(), 128, 32, quantized=False)
+    >>> c0.dense == estimate_latency(128, 32, quantized=False).dsp
+    True
+    >>> c0.saved  # untrained: the zero biases b_in (192) and 4 entries of w_in that round to 0
+    196
+    >>> with torch.no_grad():
+    ...     stack.layers[0].s_kernel[:2] = 0.0  # 2 of the 4 inputs x 4 aggregators
+    >>> c1 = pruned_dsp(stack.quantized_sublayers(), 128, 32, quantized=False)
+    >>> c1.saved - c0.saved, c1.terms["distance"]  # 8 zero weights x U = 4 hits
+    (32, 416)
+    """
+    V, R = int(n_vertices), int(reuse_factor)
+    if V <= 0 or R <= 0 or V % R:
+        raise ConfigError(f"reuse_factor must divide n_vertices: {V}, {R}")
+    if not sublayers:
+        raise ConfigError("need at least one sublayer")
+    if head_reuse_factor < 1:
+        raise ConfigError(f"head reuse factor must be at least 1, got {head_reuse_factor}")
+    U = V // R
+    terms = {"distance": 0, "edge": 0, "output_base": 0, "collapse": 0, "head": 0}
+    dense = 0
+    zeros = 0
+    weights = 0
+    prev: tuple[int, int] | None = None
+    for q in sublayers:
+        a, f_in, f_out = q.n_aggregators, q.n_in, q.n_out
+        nz_d = int(np.count_nonzero(q.w_d))
+        terms["distance"] += U * nz_d
+        dense += U * a * f_in
+        zeros += q.w_d.size - nz_d
+        weights += q.w_d.size
+        edge = a * f_in + (prev[0] * prev[1] if prev else 0)
+        terms["edge"] += U * edge
+        dense += U * edge
+        if not quantized:
+            nz = int(np.count_nonzero(q.w_in)) + int(np.count_nonzero(q.b_in))
+            terms["output_base"] += nz
+            dense += f_out * a * (f_in + 1)
+            zeros += q.w_in.size + q.b_in.size - nz
+            weights += q.w_in.size + q.b_in.size
+        prev = (a, f_out)
+    last = sublayers[-1]
+    terms["collapse"] = last.n_out * last.n_aggregators * (1 if collapse else U)
+    dense += terms["collapse"]
+    for w in head_weights:
+        w = np.asarray(w)
+        nz = int(np.count_nonzero(w))
+        terms["head"] += _dense_multipliers(w.size, w.size - nz, head_reuse_factor)
+        dense += _dense_multipliers(w.size, 0, head_reuse_factor)
+        zeros += w.size - nz
+        weights += w.size
+    return DSPCount(sum(terms.values()), dense, terms, zeros, weights)
 
 
 def _row_estimate(row: tuple, constants: Mapping[str, int] | None = None) -> LatencyEstimate:

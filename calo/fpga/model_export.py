@@ -50,6 +50,7 @@ from calo.fpga.export import (
     write_test_vectors,
 )
 from calo.fpga.garnet import GarNetFixedConfig, GarNetWeights
+from calo.fpga.latency import pruned_dsp
 from calo.fpga.qat import QGarNetModel
 from calo.fpga.reference import FixedGarNet, MeanByNvertWarning
 from calo.models.config import ModelConfig
@@ -67,6 +68,7 @@ def _array_entry(raw: np.ndarray, t: Any, key: str, struct: str) -> dict[str, An
         **hls_array_doc(key, raw.shape, struct),
         "type": str(t),
         "shape": list(raw.shape),
+        "zeros": int(np.count_nonzero(raw == 0)),
         "raw": raw.astype(np.int64).ravel().tolist(),
         "values": t.to_float(raw).ravel().tolist(),
     }
@@ -141,11 +143,13 @@ def export_qgarnet(
 
     Files: ``model.json`` (the fixed-point configuration and its resolved types, per sublayer
     the quantized arrays as hls4ml's converter makes them, ``w_d``, ``b_d``, ``w_in``,
-    ``b_in``, ``b_out``, each with the hls4ml config struct and member it fills
-    (``hls4ml_struct``, ``hls4ml_member``), its axes, the flat index ``nnet_garnet.h`` reads
+    ``b_in``, ``b_out``, each with its number of zero entries (``zeros``: pruned or rounded
+    to zero; the firmware's multiplications by them cost nothing), the hls4ml config struct
+    and member it fills (``hls4ml_struct``, ``hls4ml_member``), its axes, the flat index ``nnet_garnet.h`` reads
     it with and its flattening (row-major over the axes; :data:`calo.fpga.export.HLS_ARRAYS`),
     type, shape, raw integers and values in that order; the float32 Dense head; the feature
-    scales; the test vectors' edge events), ``model.npz`` (the same arrays, ``L<l>_<name>_raw`` and ``L<l>_<name>``,
+    scales; the test vectors' edge events; ``dsp_estimate``, the DSPs with the
+    multiplications by zero weights left out, :func:`calo.fpga.latency.pruned_dsp`), ``model.npz`` (the same arrays, ``L<l>_<name>_raw`` and ``L<l>_<name>``,
     the float GarNet weights ``L<l>_float_<name>``, the head ``head_<i>_weight``/``_bias``),
     ``<name>.h`` (the header for ``nnet::garnet_stack``), ``test_vectors.txt``/``.npz`` and
     ``expected_outputs.txt`` (the reference's outputs as hexadecimal doubles, one event per
@@ -233,6 +237,17 @@ def export_qgarnet(
         },
         "energy_scale": model.energy_scale,
         "features": asdict(features),
+    }
+    heads = [npz[f"head_{i}_weight"] for i in range(len(linears))]
+    dsp = pruned_dsp(sublayers, cfg.n_vertices, cfg.reuse_factor, stack.ternary, heads,
+                     collapse=not per_hit)  # fmt: skip
+    doc["dsp_estimate"] = {
+        "dsp": dsp.dsp,
+        "dense": dsp.dense,
+        "terms": dsp.terms,
+        "zero_weights": dsp.zero_weights,
+        "weights": dsp.weights,
+        "note": "calo.fpga.latency.pruned_dsp: multiplications by zero weights left out",
     }
     np.savez(out / "model.npz", **npz)
     header = write_hls_header(reference, None, out / f"{name}.h", name=name)

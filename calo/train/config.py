@@ -34,6 +34,7 @@ __all__ = [
     "EPiConfig",
     "LossConfig",
     "OptimConfig",
+    "PruningConfig",
     "TrainConfig",
     "TrainerConfig",
     "quick_model",
@@ -375,6 +376,89 @@ class EPiConfig:
             )
 
 
+#: what :class:`PruningConfig` can prune
+PRUNE_TARGETS = ("head", "garnet", "both")
+
+
+@dataclass
+class PruningConfig:
+    """Magnitude pruning during training (``task=e_pi``; :mod:`calo.train.pruning`,
+    docs/pruning.md).
+
+    The weights of smallest magnitude are set to zero, gradually: after epoch ``e`` the
+    target sparsity is Zhu and Gupta's (2017) cubic ramp
+
+    .. math:: s(e) = s_f \\left[1 - \\left(1 - \\frac{e - e_0 + 1}{n}\\right)^3\\right],
+       \\quad e_0 \\le e < e_0 + n,
+
+    and ``s_f`` from then on (``e_0 = start_epoch``, ``n = ramp_epochs``, ``s_f = amount``).
+    Pruned weights stay zero (a mask); at the end of training the mask is made permanent, so the
+    checkpoints hold plain weights with exact zeros.
+
+    Attributes
+    ----------
+    enabled:
+        Prune (off by default).
+    amount:
+        The final sparsity ``s_f``: the fraction of the pruned tensors' entries set to zero,
+        in [0, 1).
+    start_epoch:
+        The first epoch after which weights are pruned (0: after the first epoch).
+    ramp_epochs:
+        Epochs over which the sparsity ramps up to ``amount``. The ramp should end before the
+        quantization-aware epochs (``e_pi.qat_epochs``) start; if they start earlier, the
+        sparsity jumps to ``amount`` at their first epoch, so that every quantization-aware
+        epoch (among which the best checkpoint is chosen) has the final sparsity.
+    parameters:
+        What is pruned: ``head`` (the weights of the Dense head and of the two outputs),
+        ``garnet`` (the GarNet kernels: distance, F_LR and F_out of every sublayer) or
+        ``both``. Biases are never pruned (they cost additions, not multiplications).
+    scope:
+        ``layer``: every tensor gets the sparsity (``torch.nn.utils.prune.l1_unstructured``);
+        ``global``: the smallest magnitudes over all pruned tensors together
+        (``global_unstructured``), so tensors end up with different sparsities.
+
+    Examples
+    --------
+    >>> PruningConfig().enabled, PruningConfig(amount=0.75).target(5)
+    (False, 0.75)
+    >>> [round(PruningConfig(amount=0.5, ramp_epochs=2).target(e), 3) for e in range(3)]
+    [0.438, 0.5, 0.5]
+    >>> PruningConfig(amount=1.0)
+    Traceback (most recent call last):
+    ...
+    calo.errors.ConfigError: pruning.amount must be in [0, 1), got 1.0
+    """
+
+    enabled: bool = False
+    amount: float = 0.5
+    start_epoch: int = 0
+    ramp_epochs: int = 3
+    parameters: Literal["head", "garnet", "both"] = "both"
+    scope: Literal["layer", "global"] = "layer"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.amount < 1.0:
+            raise ConfigError(f"pruning.amount must be in [0, 1), got {self.amount}")
+        if self.start_epoch < 0:
+            raise ConfigError(f"pruning.start_epoch must be >= 0, got {self.start_epoch}")
+        if self.ramp_epochs < 1:
+            raise ConfigError(f"pruning.ramp_epochs must be >= 1, got {self.ramp_epochs}")
+        if self.parameters not in PRUNE_TARGETS:
+            raise ConfigError(
+                f"pruning.parameters must be head, garnet or both, got {self.parameters!r}"
+            )
+        if self.scope not in ("layer", "global"):
+            raise ConfigError(f"pruning.scope must be layer or global, got {self.scope!r}")
+
+    def target(self, epoch: int) -> float:
+        """The sparsity after ``epoch`` (0 before ``start_epoch``; see the class docstring)."""
+        if epoch < self.start_epoch:
+            return 0.0
+        done = min(1.0, (epoch - self.start_epoch + 1) / self.ramp_epochs)
+        return self.amount * (1.0 - (1.0 - done) ** 3)
+
+
 @dataclass
 class CondensationTaskConfig:
     """Any number of particles by object condensation (``task=condensation``;
@@ -476,6 +560,7 @@ class TrainConfig:
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     e_pi: EPiConfig = field(default_factory=EPiConfig)
     condensation: CondensationTaskConfig = field(default_factory=CondensationTaskConfig)
+    pruning: PruningConfig = field(default_factory=PruningConfig)
     shared_threshold: float = 0.1
 
     def __post_init__(self) -> None:
@@ -486,6 +571,10 @@ class TrainConfig:
         if self.condensation.position_weight > 0 and not self.model.condensation.position:
             raise ConfigError(
                 "condensation.position_weight > 0 needs model.condensation.position=true"
+            )
+        if self.pruning.enabled and self.task != "e_pi":
+            raise ConfigError(
+                f"pruning.enabled=true needs task=e_pi (the FPGA model), got task={self.task}"
             )
 
     @property

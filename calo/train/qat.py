@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, Timer
 from torch import Tensor
 
-__all__ = ["FloatPhaseEarlyStopping", "QuantizationAwareTraining"]
+__all__ = ["FloatPhaseEarlyStopping", "QuantizationAwareTraining", "reset_best_records"]
 
 
 class QuantizationAwareTraining(Callback):
@@ -116,16 +116,7 @@ class QuantizationAwareTraining(Callback):
         due = self.qat_start is None and trainer.strategy.broadcast(self._due(trainer), src=0)
         if due:
             self.qat_start = int(trainer.current_epoch)
-            for cb in trainer.callbacks:
-                if isinstance(cb, ModelCheckpoint):
-                    cb.best_k_models = {}
-                    cb.best_model_score = None
-                    cb.best_model_path = ""
-                    cb.kth_best_model_path = ""
-                    cb.kth_value = torch.tensor(math.inf if cb.mode == "min" else -math.inf)
-                if isinstance(cb, EarlyStopping):
-                    cb.wait_count = 0
-                    cb.best_score = torch.tensor(math.inf if cb.mode == "min" else -math.inf)
+            reset_best_records(trainer)
         pl_module.model.stack.set_quantized(self.qat_start is not None)
 
     def hand_over_early_stop(self, trainer: L.Trainer) -> None:
@@ -176,6 +167,22 @@ class FloatPhaseEarlyStopping(EarlyStopping):
         """Lightning's check, then the hand-over to the quantization-aware phase."""
         super().on_validation_end(trainer, pl_module)
         self.qat.hand_over_early_stop(trainer)
+
+
+def reset_best_records(trainer: L.Trainer) -> None:
+    """Forget the best checkpoint and the early-stopping record, so that only the epochs
+    from now on compete for ``best.ckpt`` (the quantization-aware switch, and the epoch at
+    which pruning reaches its final sparsity, :mod:`calo.train.pruning`)."""
+    for cb in trainer.callbacks:
+        if isinstance(cb, ModelCheckpoint):
+            cb.best_k_models = {}
+            cb.best_model_score = None
+            cb.best_model_path = ""
+            cb.kth_best_model_path = ""
+            cb.kth_value = torch.tensor(math.inf if cb.mode == "min" else -math.inf)
+        if isinstance(cb, EarlyStopping):
+            cb.wait_count = 0
+            cb.best_score = torch.tensor(math.inf if cb.mode == "min" else -math.inf)
 
 
 def _timer(trainer: L.Trainer) -> Timer | None:

@@ -400,6 +400,12 @@ def train(
         stopper = task_callbacks[0].early_stopping if config.task == "e_pi" else EarlyStopping
         callbacks.append(stopper(monitor="val_loss", patience=t.early_stopping_patience))
     callbacks += task_callbacks
+    pruning = None
+    if config.pruning.enabled:  # after the QAT callback, which it follows at each epoch start
+        from calo.train.pruning import MagnitudePruning
+
+        pruning = MagnitudePruning(config.pruning)
+        callbacks.append(pruning)
     trainer = _lightning_trainer(
         t,
         max_epochs=t.max_epochs,
@@ -444,6 +450,14 @@ def train(
     if config.task == "e_pi":
         qat = task_callbacks[0]
         extra["qat_start_epoch"] = qat.qat_start
+        if pruning is not None:
+            from calo.train.pruning import model_dsp, sparsity_report
+
+            extra["pruning"] = {
+                **pruning.report(),
+                **sparsity_report(model, config.pruning.parameters),
+                "dsp": model_dsp(model),
+            }
         extra["data"] = {**_e_pi_data_info(dm), **read_counts}
         return _finish_e_pi(model, dm.val_sample, config, out, history, extra, plots, wall_start)
     if config.task == "condensation":
