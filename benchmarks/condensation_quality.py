@@ -8,8 +8,9 @@ Steps (each skipped when its result is already in ``--work``):
    ``data.val_fraction=0.2``).
 2. **Training.** Each model with ``calo-train --task condensation`` (the command's own code
    path) for a wall-time budget, one torch thread, in its own process.
-3. **Tuning on training events.** CLUE's ``dc``, ``rho_c`` and outlier factor on a grid, and
-   each model's clustering thresholds ``t_beta``, ``t_d`` on a grid, both on the same
+3. **Tuning on training events.** CLUE's ``dc``, ``rho_c`` and outlier factor, and each
+   model's clustering thresholds ``t_beta``, ``t_d``, on the grids of
+   ``calo.train.condensation_task.TUNING_GRIDS`` (``tune_parameters``), both on the same
    ``--tune-events`` training events (never on test events). The objective is the mean of the
    efficiency and the purity (1 - fake rate), so that neither can be bought with the other.
 4. **Test.** Every method with its tuned parameters on the test events: efficiency, fake,
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import itertools
 import json
 import os
 import platform
@@ -56,17 +56,6 @@ MODEL_ARGS = {
 }  # fmt: skip
 LABELS = {"gravnet": "GravNet", "garnet": "GarNet", "edgeconv": "DGCNN (EdgeConv)"}
 
-#: the tuning grids (CLUE's dc in cm, rho_c in GeV; the condensation thresholds)
-CLUE_GRID = {
-    "dc": (0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
-    "rho_c": (0.05, 0.2, 0.5, 1.0, 2.0, 4.0),
-    "outlier_factor": (1.5, 2.0, 3.0),
-}
-CONDENSATION_GRID = {
-    "t_beta": (0.1, 0.2, 0.3, 0.5, 0.7),
-    "t_d": (0.2, 0.3, 0.5, 0.7, 1.0),
-}
-
 
 def _train_cmd(model: str, data: Path, minutes: float, epochs: int, run: Path) -> list[str]:
     args = [
@@ -77,49 +66,6 @@ def _train_cmd(model: str, data: Path, minutes: float, epochs: int, run: Path) -
         "trainer.threads=1", "trainer.progress_bar=false",
     ]  # fmt: skip
     return [sys.executable, "-m", "calo", "train", *args]
-
-
-def _objective(summary: dict[str, Any]) -> float:
-    return 0.5 * (summary["efficiency"] + 1.0 - summary["fake_rate"])
-
-
-def _with(cfg: Any, section: str, **values: Any) -> Any:
-    """A copy of the condensation task config ``cfg`` with ``cfg.<section>`` values replaced."""
-    from dataclasses import replace
-
-    return replace(cfg, **{section: replace(getattr(cfg, section), **values)})
-
-
-def tune_clue(outputs: dict, cfg: Any) -> tuple[dict, list[dict]]:
-    """CLUE's best (dc, rho_c, outlier_factor) on ``outputs`` (training events) by
-    :func:`_objective`; returns it and every grid point's score."""
-    from calo.train.condensation_task import score_condensation
-
-    grid = []
-    for dc, rho_c, of in itertools.product(*CLUE_GRID.values()):
-        s = score_condensation(outputs, _with(cfg, "clue", dc=dc, rho_c=rho_c,
-                                              outlier_factor=of), methods=("clue",))  # fmt: skip
-        m = s["methods"]["clue"]
-        grid.append({"dc": dc, "rho_c": rho_c, "outlier_factor": of,
-                     "efficiency": m["efficiency"], "fake_rate": m["fake_rate"],
-                     "objective": _objective(m)})  # fmt: skip
-    best = max(grid, key=lambda g: g["objective"])
-    return {k: best[k] for k in CLUE_GRID}, grid
-
-
-def tune_condensation(outputs: dict, cfg: Any) -> tuple[dict, list[dict]]:
-    """The best (t_beta, t_d) of a model on ``outputs`` (training events)."""
-    from calo.train.condensation_task import score_condensation
-
-    grid = []
-    for t_beta, t_d in itertools.product(*CONDENSATION_GRID.values()):
-        s = score_condensation(outputs, _with(cfg, "clustering", t_beta=t_beta, t_d=t_d),
-                               methods=("model",))  # fmt: skip
-        m = s["methods"]["model"]
-        grid.append({"t_beta": t_beta, "t_d": t_d, "efficiency": m["efficiency"],
-                     "fake_rate": m["fake_rate"], "objective": _objective(m)})  # fmt: skip
-    best = max(grid, key=lambda g: g["objective"])
-    return {k: best[k] for k in CONDENSATION_GRID}, grid
 
 
 def _resolution(summary: dict, near: float) -> dict[str, float]:
@@ -227,7 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from calo.models import count_parameters
-    from calo.train.condensation_task import condensation_outputs, score_condensation
+    from calo.train.condensation_task import (
+        condensation_outputs,
+        score_condensation,
+        tune_parameters,
+        with_settings,
+    )
     from calo.train.data import CaloDataModule, builtin_data_file
     from calo.train.evaluate import load_model
 
@@ -259,13 +210,14 @@ def main(argv: list[str] | None = None) -> int:
         test_events = list(dm.val_set.data)
         print(f"{model_name}: tuning on {len(train_events)} training events", flush=True)
         ccfg = cfg.condensation
-        tuned, grid = tune_condensation(condensation_outputs(model, train_events, ccfg), ccfg)
+        train_out = condensation_outputs(model, train_events, ccfg)
+        tuned, grid = tune_parameters(train_out, ccfg, "clustering")
         tuning[model_name] = {"best": tuned, "grid": grid}
-        ccfg = _with(ccfg, "clustering", **tuned)
+        ccfg = with_settings(ccfg, "clustering", tuned)
         if not clue_done:  # the same events for every model: CLUE once
-            clue_tuned, clue_grid = tune_clue(condensation_outputs(None, train_events, ccfg), ccfg)
+            clue_tuned, clue_grid = tune_parameters(train_out, ccfg, "clue")
             tuning["clue"] = {"best": clue_tuned, "grid": clue_grid}
-        ccfg = _with(ccfg, "clue", **tuning["clue"]["best"])
+        ccfg = with_settings(ccfg, "clue", tuning["clue"]["best"])
         outputs = condensation_outputs(model, test_events, ccfg)
         methods = ("model", "clue") if not clue_done else ("model",)
         s = score_condensation(outputs, ccfg, methods=methods, distance_edges=edges)

@@ -59,6 +59,7 @@ __all__ = [
     "score_condensation",
     "tune_parameters",
     "tuning_objective",
+    "with_settings",
 ]
 
 #: the summary numbers of each method that the table prints
@@ -325,6 +326,22 @@ def tuning_objective(summary: Mapping[str, Any]) -> float:
     return 0.5 * (float(summary["efficiency"]) + 1.0 - float(summary["fake_rate"]))
 
 
+def with_settings(
+    config: CondensationTaskConfig, section: str, values: Mapping[str, float]
+) -> CondensationTaskConfig:
+    """A copy of ``config`` with ``config.<section>`` (``clue`` or ``clustering``) fields set
+    to ``values``, checked by the dataclasses as any config.
+
+    Examples
+    --------
+    >>> with_settings(CondensationTaskConfig(), "clue", {"dc": 2.0}).clue.dc
+    2.0
+    """
+    from dataclasses import replace
+
+    return replace(config, **{section: replace(getattr(config, section), **values)})
+
+
 def tune_parameters(
     outputs: Mapping[str, np.ndarray],
     config: CondensationTaskConfig,
@@ -356,8 +373,6 @@ def tune_parameters(
     >>> best, [r["efficiency"] for r in rows]
     ({'dc': 0.5, 'rho_c': 0.5}, [1.0, 0.0])
     """
-    from dataclasses import replace
-
     if section not in TUNING_GRIDS:
         raise ValueError(f"section must be one of {sorted(TUNING_GRIDS)}, got {section!r}")
     grid = dict(grid if grid is not None else TUNING_GRIDS[section])
@@ -365,7 +380,7 @@ def tune_parameters(
     rows = []
     for values in itertools.product(*grid.values()):
         point = dict(zip(grid, (float(v) for v in values), strict=True))
-        cfg = replace(config, **{section: replace(getattr(config, section), **point)})
+        cfg = with_settings(config, section, point)
         m = score_condensation(outputs, cfg, methods=(method,))["methods"][method]
         rows.append({**point, "efficiency": m["efficiency"], "fake_rate": m["fake_rate"],
                      "objective": tuning_objective(m)})  # fmt: skip
