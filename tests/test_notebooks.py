@@ -55,6 +55,7 @@ def test_the_notebooks_are_there() -> None:
         "03_garnet_on_fpga.ipynb",
         "04_memory_and_latency.ipynb",
         "05_your_own_detector.ipynb",
+        "06_any_number_of_particles.ipynb",
     } <= names
 
 
