@@ -490,6 +490,13 @@ class CondensationTaskConfig:
         ``xyz``.
     matching:
         IoU threshold and merge/split fractions of the matching.
+    tune_events:
+        After training, calo-train tunes CLUE's ``dc``, ``rho_c``, outlier factor and the
+        clustering's ``t_beta``, ``t_d`` on this many *training* events
+        (:func:`calo.train.condensation_task.tune_parameters`, grids
+        ``TUNING_GRIDS``), writes the tuned values into the run's ``config.yaml`` (so
+        calo-evaluate and calo-predict use them) and the grids into ``metrics.json``; 0 keeps
+        the configured values.
 
     Examples
     --------
@@ -507,8 +514,11 @@ class CondensationTaskConfig:
     clue: ClueConfig = field(default_factory=ClueConfig)
     clue_space: Literal["xy", "xyz"] = "xy"
     matching: MatchingConfig = field(default_factory=MatchingConfig)
+    tune_events: int = 300
 
     def __post_init__(self) -> None:
+        if self.tune_events < 0:
+            raise ConfigError(f"condensation.tune_events must be >= 0, got {self.tune_events}")
         if not self.q_min > 0:
             raise ConfigError(f"condensation.q_min must be > 0, got {self.q_min}")
         for key in ("s_b", "payload_weight", "position_weight"):

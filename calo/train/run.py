@@ -468,6 +468,10 @@ def train(
             "n_val": len(dm.val_set),
             **read_counts,
         }
+        if config.condensation.tune_events > 0:
+            config, extra["tuning"] = _tune_condensation(
+                model, dm.train_set.data, config, out, device
+            )
         return _finish_condensation(
             model, dm.val_set.data, config, out, history, extra, plots, wall_start, device
         )
@@ -564,6 +568,30 @@ def _finish_e_pi(
     print(format_e_pi(result["methods"]))
     print(f"written to {out}")
     return metrics
+
+
+def _tune_condensation(
+    model: torch.nn.Module, events: Any, config: TrainConfig, out: Path, device: Any = "cpu"
+) -> tuple[TrainConfig, dict[str, Any]]:
+    """CLUE's parameters and the clustering thresholds tuned on the first
+    ``condensation.tune_events`` training events; the run's config.yaml gets the tuned values.
+    Returns the tuned config and, per section, the best values and the whole grid."""
+    from dataclasses import replace
+
+    from calo.train.condensation_task import condensation_outputs, tune_parameters, with_settings
+
+    c = config.condensation
+    subset = list(events)[: c.tune_events]
+    outputs = condensation_outputs(model, subset, c, config.data.batch_size, device)
+    info: dict[str, Any] = {"events": len(subset)}
+    for section in ("clustering", "clue"):
+        best, grid = tune_parameters(outputs, c, section)
+        c = with_settings(c, section, best)
+        info[section] = {"best": best, "grid": grid}
+        print(f"tuned on {len(subset)} training events: {section} {best}")
+    config = replace(config, condensation=c)
+    save_yaml(config, out / "config.yaml")
+    return config, info
 
 
 def _finish_condensation(

@@ -121,6 +121,7 @@ def test_position_payload_adds_to_the_payload(multi_events: list[Data]) -> None:
         (["condensation.q_min=0"], "q_min"),
         (["condensation.clue_space=xz"], "clue_space"),
         (["model.condensation.coord_dims=0"], "coord_dims"),
+        (["condensation.tune_events=-1"], "tune_events"),
     ],
 )
 def test_config_errors(overrides: list[str], match: str) -> None:
@@ -163,6 +164,7 @@ def test_train_and_evaluate_condensation_beats_random(tmp_path: Path, capsys) ->
         "--task", "condensation", "--out", str(run), "--no-plots",
         f"data.cache_dir={tmp_path / 'cache'}", "data.n_events=400", "trainer.max_epochs=4",
         "trainer.progress_bar=false", "model.gravnet.n_blocks=2", "model.gravnet.k=16",
+        "condensation.tune_events=100",
     ]  # fmt: skip
     assert train_main(args) == 0
     table = capsys.readouterr().out
@@ -170,6 +172,13 @@ def test_train_and_evaluate_condensation_beats_random(tmp_path: Path, capsys) ->
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["task"] == "condensation" and set(metrics["methods"]) == {"model", "clue"}
     model_eff = metrics["methods"]["model"]["efficiency"]
+    # CLUE and the thresholds were tuned on training events and the run's config holds them
+    tuning = metrics["tuning"]
+    assert tuning["events"] == 100 and len(tuning["clue"]["grid"]) == 6 * 6 * 3
+    assert metrics["settings"]["clue"]["dc"] == tuning["clue"]["best"]["dc"]
+    assert metrics["settings"]["clustering"]["t_d"] == tuning["clustering"]["best"]["t_d"]
+    best = max(tuning["clue"]["grid"], key=lambda r: r["objective"])
+    assert best["objective"] >= tuning["clue"]["grid"][0]["objective"]
     for key in ("efficiency", "fake_rate", "merge_rate", "split_rate", "response"):
         assert key in metrics["methods"]["clue"]
     # the same validation events, clustered again, against random labels
@@ -219,3 +228,19 @@ def test_events_without_clusters_count_their_particles_as_unfound() -> None:
     np.testing.assert_array_equal(m.particle_iou[kept], b.particle_iou[kept])
     s = matching_summary(m)
     assert s["efficiency"] == pytest.approx(int((b.particle_match[kept] >= 0).sum()) / 9)
+
+
+def test_tune_parameters_finds_the_separating_dc_and_rejects_unknown_sections() -> None:
+    from calo.train.condensation_task import tune_parameters
+
+    # two particles 5 cm apart, each two hits 0.3 cm apart: only a small dc separates them
+    pos = np.array([[0, 0, 0], [0.3, 0, 0], [5, 0, 0], [5.3, 0, 0]], float)
+    out = {"pos": pos, "energy": np.ones(4), "true_e": np.full(4, 2.0),
+           "particle": np.array([0, 0, 1, 1]), "batch": np.zeros(4, int)}  # fmt: skip
+    cfg = TrainConfig(task="condensation").condensation
+    best, rows = tune_parameters(out, cfg, "clue", {"dc": (10.0, 0.5), "rho_c": (0.5,)})
+    assert best == {"dc": 0.5, "rho_c": 0.5}
+    assert [r["efficiency"] for r in rows] == [0.0, 1.0]
+    assert rows[1]["objective"] == 1.0
+    with pytest.raises(ValueError, match="section"):
+        tune_parameters(out, cfg, "matching")
