@@ -42,6 +42,7 @@ Examples
 from __future__ import annotations
 
 import copy
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ from calo.fpga.qat import QGarNetModel, fake_quantize
 __all__ = [
     "HLS4ML_OUTPUTS",
     "check_weights",
+    "export_hls4ml",
     "hls4ml_config",
     "hls4ml_inputs",
     "hls4ml_layers",
@@ -457,3 +459,106 @@ def reference_outputs(model: QGarNetModel, X: ArrayLike, n: ArrayLike) -> dict[s
         "regression": _f64(reg),
         "classification": _f64(logit),
     }
+
+
+def export_hls4ml(
+    model: QGarNetModel,
+    out: str | Path,
+    features: Any = None,
+    events: int = 100,
+    data: str | Path | list[str] | None = None,
+    seed: int = 0,
+    name: str = "calo_garnet",
+    source: str = "",
+    compile: bool = False,
+    stack_output: bool = False,
+) -> dict[str, Any]:
+    """Write the hls4ml project of ``model`` into ``out`` (what ``calo-export --format
+    hls4ml`` does), with test events and calo's expected outputs.
+
+    Files: hls4ml's project (``firmware/``, ``<name>_bridge.cpp``, ``build_lib.sh``,
+    ``build_prj.tcl``, ...; :func:`to_hls4ml`), ``calo_test_events.npz`` (``X [B, V, F]``,
+    ``n [B]`` and :func:`reference_outputs`: ``garnet_stack``, ``regression``,
+    ``classification``), and ``calo_hls4ml.json`` (source, types, outputs, how to predict).
+    The project's outputs are ``regression`` and ``classification``, with ``stack_output``
+    the GarNetStack's output ``garnet_stack`` first.
+    The test events start with ``n = 0, 1, V/R, V`` hits
+    (:func:`calo.fpga.export.with_edge_cases`), then ``events`` toy events or the first
+    ``events`` of ``data`` (calo-simulate e/pi files, featurised with ``features``). With
+    ``compile`` the project is built with g++ and ``predict`` is compared with calo's outputs
+    on the test events (``bit_exact`` and the number of differing values per output).
+
+    Raises
+    ------
+    ConfigError
+        For fewer than one event, an invalid name, or a stack hls4ml cannot express.
+    FixedPointError
+        If hls4ml would hold other weights than calo's.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from calo.fpga.garnet import GarNetFixedConfig
+    >>> from calo.fpga.qat import QGarNetModel, QGarNetStack
+    >>> cfg = GarNetFixedConfig(n_vertices=16, reuse_factor=4)
+    >>> m = QGarNetModel(QGarNetStack(sublayers=((2, 3, 4),), config=cfg), head=(4,))
+    >>> s = export_hls4ml(m, Path(tempfile.mkdtemp()) / "prj", events=4)
+    >>> s["events"], s["edge_events"], s["bit_exact"], s["weights_checked"]
+    (8, [0, 1, 4, 16], None, 11)
+    """
+    import json
+
+    from calo.fpga.data import FPGAFeatures, load_e_pi
+    from calo.fpga.events import toy_events
+    from calo.fpga.export import edge_case_counts, with_edge_cases
+
+    if events < 1:
+        raise ConfigError(f"events must be at least 1, got {events}")
+    out = Path(out)
+    cfg = model.stack.config
+    V = cfg.n_vertices
+    hls_model = to_hls4ml(model, out, project_name=name, stack_output=stack_output)
+    if data is not None:
+        files = [str(data)] if isinstance(data, str | Path) else [str(f) for f in data]
+        sample = load_e_pi(files, v_max=V, max_events=events, features=features or FPGAFeatures())
+        X, n = sample.X.double().numpy(), sample.n.numpy()
+    else:
+        X, n = toy_events(np.random.default_rng(seed), events, V, min(16, V), V)
+    X, n = with_edge_cases(X, n, cfg)
+    ref = reference_outputs(model, X, n)
+    np.savez(out / "calo_test_events.npz", X=X, n=n, **ref)
+    summary: dict[str, Any] = {
+        "out": str(out),
+        "project_name": name,
+        "files": ["firmware/", f"{name}_bridge.cpp", "calo_test_events.npz", "calo_hls4ml.json"],
+        "events": len(n),
+        "edge_events": edge_case_counts(cfg),
+        "weights_checked": check_weights(hls_model, model),
+        "bit_exact": None,
+        "differing_values": None,
+    }
+    if compile:
+        hls_model.compile()
+        got = predict_outputs(hls_model, X, n)
+        diff = {k: int(np.count_nonzero(got[k] != ref[k])) for k in got}
+        summary["differing_values"] = diff
+        summary["bit_exact"] = not any(diff.values())
+    doc = {
+        "format": "calo-hls4ml-project",
+        "version": 1,
+        "source": source,
+        "trained_with_quantized_head": bool(model.quantize_head),
+        "stack_config": asdict(cfg),
+        "stack_types": {k: str(v) for k, v in model.stack.types.items()},
+        "head_types": {k: str(v) for k, v in model.head_types.items()},
+        "inputs": {"x": [V, model.stack.n_in], "nvtx": [1]},
+        "outputs": list(HLS4ML_OUTPUTS[0 if stack_output else 1 :]),
+        "energy_scale": model.energy_scale,
+        "features": None if features is None else asdict(features),
+        "usage": "hls4ml.converters.link_existing_project(DIR) or calo.fpga.hls4ml_project."
+        "to_hls4ml(model, DIR); compile(); predict([X.reshape(B, -1), n.reshape(B, 1)]) -> "
+        "[(garnet_stack,) regression, classification logit]",
+        **{k: summary[k] for k in ("events", "edge_events", "bit_exact", "differing_values")},
+    }
+    (out / "calo_hls4ml.json").write_text(json.dumps(doc, indent=1, default=str))
+    return summary
