@@ -33,7 +33,8 @@ Dense(8, relu) and two outputs, an energy regression and a classification logit.
 each Dense layer computes as hls4ml's ``nnet::dense_latency`` does (weights in ``weight_t``,
 biases in ``bias_t``, every product and the running sum in ``accum_t``, the result cast to
 ``result_t``) and each ReLU as ``nnet::relu`` (``max(x, 0)`` cast to its ``result_t``), with the
-types of :class:`HeadFixedConfig` (hls4ml's default ``ap_fixed<16,6>`` for all). Then the
+types of :class:`HeadFixedConfig` (calo's defaults: 10 integer bits in the sums, saturating
+results; hls4ml's unconfigured ``ap_fixed<16,6>`` everywhere wraps on a trained head). Then the
 whole model's output equals the compiled hls4ml project of
 :func:`calo.fpga.hls4ml_project.to_hls4ml` bit for bit. With ``quantize_head=False`` the
 head stays float32 and only the stack is quantized.
@@ -89,6 +90,7 @@ from calo.fpga.reference import FixedGarNet
 from calo.nn.garnet import simplified_garnet_stack
 
 __all__ = [
+    "HLS4ML_DEFAULT_HEAD",
     "HeadFixedConfig",
     "QGarNetModel",
     "QGarNetStack",
@@ -522,9 +524,14 @@ class QGarNetStack(nn.Module):
 class HeadFixedConfig:
     """hls4ml types of the Dense head of :class:`QGarNetModel` (the same for every layer).
 
-    Each field is an hls4ml precision string (``ap_fixed<W,I[,Q,O]>``); the defaults are
-    hls4ml's default model precision ``ap_fixed<16,6>`` (truncation, wrap-around), which is
-    what a project gets when nothing else is configured.
+    Each field is an hls4ml precision string (``ap_fixed<W,I[,Q,O]>``). hls4ml's own default,
+    ``ap_fixed<16,6>`` (truncation, wrap-around) for everything (:data:`HLS4ML_DEFAULT_HEAD`),
+    wraps on a trained e/pi head: its pre-activations and logits reach |x| ~ 60 > 32, and a
+    wrapped logit flips the class (docs/fpga.md, "The whole model in hls4ml"). calo's defaults
+    therefore give the sums 10 integer bits and saturate the results: weights and biases
+    ``ap_fixed<16,6,AP_RND,AP_SAT>`` (rounded once, at conversion), accumulators
+    ``ap_fixed<24,10>``, Dense outputs ``ap_fixed<18,8,AP_RND,AP_SAT>``, ReLU outputs
+    ``ap_ufixed<17,7,AP_RND,AP_SAT>``; every product stays within one DSP (27 x 18 bits).
 
     Attributes
     ----------
@@ -547,11 +554,11 @@ class HeadFixedConfig:
     calo.errors.ConfigError: invalid fixed-point type in HeadFixedConfig.relu_t: 'float' ...
     """
 
-    weight_t: str = "ap_fixed<16,6>"
-    bias_t: str = "ap_fixed<16,6>"
-    accum_t: str = "ap_fixed<16,6>"
-    result_t: str = "ap_fixed<16,6>"
-    relu_t: str = "ap_fixed<16,6>"
+    weight_t: str = "ap_fixed<16,6,AP_RND,AP_SAT>"
+    bias_t: str = "ap_fixed<16,6,AP_RND,AP_SAT>"
+    accum_t: str = "ap_fixed<24,10>"
+    result_t: str = "ap_fixed<18,8,AP_RND,AP_SAT>"
+    relu_t: str = "ap_ufixed<17,7,AP_RND,AP_SAT>"
 
     def __post_init__(self) -> None:
         self.types()
@@ -570,6 +577,10 @@ class HeadFixedConfig:
         return out
 
 
+#: hls4ml's default types for every head quantity (what a project gets unconfigured).
+HLS4ML_DEFAULT_HEAD = HeadFixedConfig(*(["ap_fixed<16,6>"] * 5))
+
+
 def dense_fixed(h: Tensor, weight: Tensor, bias: Tensor, types: dict[str, FixedType]) -> Tensor:
     """One Dense layer as hls4ml's ``nnet::dense_latency`` computes it, straight-through.
 
@@ -582,7 +593,7 @@ def dense_fixed(h: Tensor, weight: Tensor, bias: Tensor, types: dict[str, FixedT
     Examples
     --------
     >>> import torch
-    >>> t = HeadFixedConfig().types()
+    >>> t = HLS4ML_DEFAULT_HEAD.types()
     >>> h = torch.tensor([[1.5, -2.0]], dtype=torch.float64)
     >>> dense_fixed(h, torch.tensor([[0.1, 0.2]]), torch.tensor([0.3]), t).tolist()
     [[0.05078125]]

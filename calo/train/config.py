@@ -321,7 +321,8 @@ class EPiConfig:
         bit for bit (``calo-export --format hls4ml``); false keeps a float head.
     head_fixed:
         hls4ml types of the head's weights, biases, accumulators, Dense outputs and ReLU
-        outputs (:class:`calo.fpga.qat.HeadFixedConfig`; default ``ap_fixed<16,6>`` each).
+        outputs (:class:`calo.fpga.qat.HeadFixedConfig`; hls4ml's unconfigured
+        ``ap_fixed<16,6>`` wraps on a trained head, so the defaults are wider and saturate).
     energy_scale:
         GeV per unit of the regression output.
     ternary:

@@ -23,7 +23,13 @@ from calo.fpga.hls4ml_project import (
     reference_outputs,
     to_hls4ml,
 )
-from calo.fpga.qat import HeadFixedConfig, QGarNetModel, QGarNetStack, dense_fixed
+from calo.fpga.qat import (
+    HLS4ML_DEFAULT_HEAD,
+    HeadFixedConfig,
+    QGarNetModel,
+    QGarNetStack,
+    dense_fixed,
+)
 
 pytest.importorskip("hls4ml")
 
@@ -71,7 +77,9 @@ def _dense_latency_numpy(h, w, b, t):
     return out
 
 
-@pytest.mark.parametrize("types", [HeadFixedConfig(), ODD_TYPES], ids=["default", "odd"])
+@pytest.mark.parametrize(
+    "types", [HLS4ML_DEFAULT_HEAD, HeadFixedConfig(), ODD_TYPES], ids=["hls4ml", "calo", "odd"]
+)
 def test_dense_fixed_is_nnet_dense_latency(types):
     rng = np.random.default_rng(3)
     t = types.types()
@@ -80,7 +88,7 @@ def test_dense_fixed_is_nnet_dense_latency(types):
     b = rng.normal(0, 2, 5).astype(np.float32)
     got = dense_fixed(torch.as_tensor(h), torch.as_tensor(w), torch.as_tensor(b), t).numpy()
     np.testing.assert_array_equal(got, _dense_latency_numpy(h, w, b, t))
-    if types == HeadFixedConfig():  # the wrap-around is exercised, not only the easy range
+    if types == HLS4ML_DEFAULT_HEAD:  # the wrap-around is exercised, not only the easy range
         exact = h @ t["weight_t"].to_float(quantize(w.T.astype(np.float64), t["weight_t"]))
         assert np.abs(exact).max() > t["accum_t"].max_value
 
@@ -157,7 +165,7 @@ def test_compiled_project_predicts_calos_outputs_bit_for_bit(gxx, tmp_path):
 @pytest.mark.slow
 def test_export_hls4ml_compiles_and_checks_the_default_types(gxx, tmp_path):
     """hls4ml's default types (wrapping accumulators), the export's own g++ check."""
-    m = _model(3)
+    m = _model(3, HLS4ML_DEFAULT_HEAD)
     s = export_hls4ml(m, tmp_path / "prj", events=36, name="epi", compile=True, stack_output=True)
     assert s["differing_values"] == {"garnet_stack": 0, "regression": 0, "classification": 0}
     assert s["bit_exact"] is True
