@@ -272,6 +272,13 @@ def export_main(argv: list[str] | None = None) -> int:
     2
     """
     args = _parser().parse(argv)
+    if args.format == "hls4ml" and (args.per_hit or args.reuse_factor is not None):
+        raise ConfigError(
+            "--per-hit and --reuse-factor do not apply to --format hls4ml (the project is the "
+            "e/pi model as trained: collapsed stack, its own reuse factor)"
+        )
+    if args.format != "hls4ml" and (args.compile or args.stack_output):
+        raise ConfigError("--compile and --stack-output apply to --format hls4ml only")
     if args.format == "hls4ml":
         res = export_hls4ml_run(
             args.run,

@@ -191,6 +191,21 @@ def test_cli_refuses_a_run_that_is_not_e_pi(monkeypatch, tmp_path, capsys):
     assert len(err) == 1 and "e/pi runs" in err[0] and "fractions" in err[0]
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "hls4ml", "--per-hit"], "do not apply to --format hls4ml"),
+        (["--format", "hls4ml", "--reuse-factor", "4"], "do not apply to --format hls4ml"),
+        (["--compile"], "apply to --format hls4ml only"),
+    ],
+)
+def test_cli_options_of_other_formats_are_errors(tmp_path, capsys, args, message):
+    from calo.fpga.cli import export_main
+
+    assert export_main(["run", "--out", str(tmp_path), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_fixed_type_of_hls4ml_matches_calos_parser():
     from hls4ml.model.types import FixedPrecisionType
 
