@@ -224,7 +224,7 @@ def hls4ml_config(
     >>> c["HLSConfig"]["LayerName"]["garnet_stack"]["ReuseFactor"], c["ProjectName"]
     (32, 'calo_garnet')
     >>> c["HLSConfig"]["LayerName"]["dense0"]["Precision"]["accum"]
-    'ap_fixed<16,6>'
+    'ap_fixed<24,10>'
     """
     from hls4ml.utils.config import create_config
 
