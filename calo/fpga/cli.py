@@ -15,6 +15,12 @@ that ``calo-train`` wrote and exports it (:mod:`calo.fpga.model_export`):
   each layer sees on the run's validation events (or ``--data`` files);
 * anything else: a one-line error that names what hls4ml's GarNet cannot express.
 
+``--format hls4ml [--compile]`` writes the whole e/pi model (GarNetStack, quantized Dense head,
+regression and classification outputs) as an hls4ml project built through hls4ml's own API
+(:func:`calo.fpga.hls4ml_project.export_hls4ml`), with test events and calo's expected
+outputs; ``--compile`` builds it with g++ and checks ``predict`` against them bit for bit
+(exit code 1 when they differ). Any other run is a one-line error.
+
 ``--format onnx`` instead writes ``model.onnx`` for ONNX Runtime and Triton from a fraction
 run (GravNet, GarNet or DGCNN; :func:`calo.models.onnx.export_onnx`) and ``model.onnx.json``
 with the input names, feature names and the normalisation the inputs need; an e/pi run is a
@@ -36,7 +42,7 @@ from typing import Any
 from calo.cli_util import ArgumentParser, run_cli
 from calo.errors import ConfigError
 
-__all__ = ["export_main", "export_onnx_run", "export_run"]
+__all__ = ["export_hls4ml_run", "export_main", "export_onnx_run", "export_run"]
 
 
 def _parser() -> ArgumentParser:
@@ -49,9 +55,21 @@ def _parser() -> ArgumentParser:
     p.add_argument("run", type=Path, help="run folder or checkpoint written by calo-train")
     p.add_argument(
         "--format",
-        choices=("hls", "onnx"),
+        choices=("hls", "hls4ml", "onnx"),
         default="hls",
-        help="hls: hls4ml GarNet inputs (default); onnx: model.onnx of a fraction model",
+        help="hls: hls4ml GarNet inputs (default); hls4ml: the whole e/pi model as an hls4ml "
+        "project; onnx: model.onnx of a fraction model",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="--format hls4ml: build the project with g++ (hls_model.compile()) and check "
+        "predict() against calo's outputs on the test events, bit for bit",
+    )
+    p.add_argument(
+        "--stack-output",
+        action="store_true",
+        help="--format hls4ml: also output the GarNetStack's result (first output)",
     )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--events", type=int, default=100, help="test-vector events (default 100)")
@@ -149,6 +167,60 @@ def export_run(
     )
 
 
+def export_hls4ml_run(
+    run_or_checkpoint: str | Path,
+    out: str | Path,
+    events: int = 100,
+    data: str | Path | list[str] | None = None,
+    seed: int = 0,
+    name: str = "calo_garnet",
+    compile: bool = False,
+    stack_output: bool = False,
+) -> dict[str, Any]:
+    """Write the hls4ml project of an e/pi run's whole model into ``out``.
+
+    Returns the summary of :func:`calo.fpga.hls4ml_project.export_hls4ml`.
+
+    Raises
+    ------
+    CheckpointError
+        For a missing, unreadable or foreign checkpoint.
+    ConfigError
+        For a run that is not an e/pi run, or a stack hls4ml cannot express.
+
+    Examples
+    --------
+    >>> export_hls4ml_run("/nonexistent", "out")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    calo.errors.CheckpointError: ...
+    """
+    from calo.train.checkpoint import resolve_checkpoint
+    from calo.train.evaluate import load_model
+
+    ckpt = resolve_checkpoint(run_or_checkpoint)
+    model, cfg, _, _ = load_model(ckpt)
+    if cfg.task != "e_pi":
+        raise ConfigError(
+            f"{ckpt}: --format hls4ml exports e/pi runs (calo-train --task e_pi) only; this is a "
+            f"{cfg.task} run (a simplified GarNet of it exports per layer with --format hls)"
+        )
+    from calo.fpga.hls4ml_project import export_hls4ml
+    from calo.train.e_pi import e_pi_features
+
+    return export_hls4ml(
+        model,
+        out,
+        e_pi_features(cfg.e_pi),
+        events,
+        data,
+        seed,
+        name,
+        source=str(ckpt),
+        compile=compile,
+        stack_output=stack_output,
+    )
+
+
 def export_onnx_run(run_or_checkpoint: str | Path, out: str | Path) -> dict[str, Any]:
     """Export a run's model to ``out/model.onnx`` (+ ``model.onnx.json``): a fraction or
     condensation run (:func:`calo.models.onnx.export_onnx`), or an e/pi run in float arithmetic
@@ -200,6 +272,37 @@ def export_main(argv: list[str] | None = None) -> int:
     2
     """
     args = _parser().parse(argv)
+    if args.format == "hls4ml" and (args.per_hit or args.reuse_factor is not None):
+        raise ConfigError(
+            "--per-hit and --reuse-factor do not apply to --format hls4ml (the project is the "
+            "e/pi model as trained: collapsed stack, its own reuse factor)"
+        )
+    if args.format != "hls4ml" and (args.compile or args.stack_output):
+        raise ConfigError("--compile and --stack-output apply to --format hls4ml only")
+    if args.format == "hls4ml":
+        res = export_hls4ml_run(
+            args.run,
+            args.out,
+            args.events,
+            args.data,
+            args.seed,
+            args.name,
+            args.compile,
+            args.stack_output,
+        )
+        print(
+            f"wrote the hls4ml project {res['project_name']} to {res['out']} "
+            f"({res['weights_checked']} weight arrays checked, {res['events']} test events)"
+        )
+        if res["bit_exact"] is None:
+            return 0
+        if res["bit_exact"]:
+            print("compiled with g++: hls_model.predict() equals calo's outputs bit for bit")
+            return 0
+        print(
+            f"compiled with g++: predict() differs from calo's outputs: {res['differing_values']}"
+        )
+        return 1
     if args.format == "onnx":
         res = export_onnx_run(args.run, args.out)
         print(

@@ -28,10 +28,16 @@ with ``s`` a power of two (:func:`ternarize`), so the contracted ``W_in`` holds 
 integers times a power of two.
 
 :class:`QGarNetModel` is the paper's FPGA model: the stack, then Dense(16, relu),
-Dense(8, relu) and two outputs, an energy regression and a classification logit. **The head
-runs in float32 in both modes**: only the GarNetStack is quantized, and the firmware
-comparison (bit for bit with FixedGarNet and nnet_garnet.h) covers the stack's collapsed
-output, which is the head's input.
+Dense(8, relu) and two outputs, an energy regression and a classification logit. With
+``quantize_head=True`` (the default) the head is quantization-aware too: in quantized mode
+each Dense layer computes as hls4ml's ``nnet::dense_latency`` does (weights in ``weight_t``,
+biases in ``bias_t``, every product and the running sum in ``accum_t``, the result cast to
+``result_t``) and each ReLU as ``nnet::relu`` (``max(x, 0)`` cast to its ``result_t``), with the
+types of :class:`HeadFixedConfig` (calo's defaults: 10 integer bits in the sums, saturating
+results; hls4ml's unconfigured ``ap_fixed<16,6>`` everywhere wraps on a trained head). Then the
+whole model's output equals the compiled hls4ml project of
+:func:`calo.fpga.hls4ml_project.to_hls4ml` bit for bit. With ``quantize_head=False`` the
+head stays float32 and only the stack is quantized.
 
 Examples
 --------
@@ -53,7 +59,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -84,9 +90,13 @@ from calo.fpga.reference import FixedGarNet
 from calo.nn.garnet import simplified_garnet_stack
 
 __all__ = [
+    "HLS4ML_DEFAULT_HEAD",
+    "HeadFixedConfig",
     "QGarNetModel",
     "QGarNetStack",
+    "dense_fixed",
     "fake_quantize",
+    "relu_fixed",
     "ternarize",
 ]
 
@@ -510,12 +520,108 @@ class QGarNetStack(nn.Module):
         }
 
 
+@dataclass
+class HeadFixedConfig:
+    """hls4ml types of the Dense head of :class:`QGarNetModel` (the same for every layer).
+
+    Each field is an hls4ml precision string (``ap_fixed<W,I[,Q,O]>``). hls4ml's own default,
+    ``ap_fixed<16,6>`` (truncation, wrap-around) for everything (:data:`HLS4ML_DEFAULT_HEAD`),
+    wraps on a trained e/pi head: its pre-activations and logits reach |x| ~ 60 > 32, and a
+    wrapped logit flips the class (docs/fpga.md, "The whole model in hls4ml"). calo's defaults
+    therefore give the sums 10 integer bits and saturate the results: weights and biases
+    ``ap_fixed<16,6,AP_RND,AP_SAT>`` (rounded once, at conversion), accumulators
+    ``ap_fixed<24,10>``, Dense outputs ``ap_fixed<18,8,AP_RND,AP_SAT>``, ReLU outputs
+    ``ap_ufixed<17,7,AP_RND,AP_SAT>``; every product stays within one DSP (27 x 18 bits).
+
+    Attributes
+    ----------
+    weight_t, bias_t:
+        Types of the Dense weights and biases (``Precision: {weight, bias}`` of a Dense layer).
+    accum_t:
+        Type of every product and of the running sum (``Precision: {accum}``).
+    result_t:
+        Type of a Dense layer's output (``Precision: {result}``; the two outputs included).
+    relu_t:
+        Type of a ReLU's output (``Precision: {result}`` of the activation layer).
+
+    Examples
+    --------
+    >>> str(HeadFixedConfig(accum_t="ap_fixed<24,8,AP_RND,AP_SAT>").types()["accum_t"])
+    'ap_fixed<24,8,AP_RND,AP_SAT>'
+    >>> HeadFixedConfig(relu_t="float")
+    Traceback (most recent call last):
+    ...
+    calo.errors.ConfigError: invalid fixed-point type in HeadFixedConfig.relu_t: 'float' ...
+    """
+
+    weight_t: str = "ap_fixed<16,6,AP_RND,AP_SAT>"
+    bias_t: str = "ap_fixed<16,6,AP_RND,AP_SAT>"
+    accum_t: str = "ap_fixed<24,10>"
+    result_t: str = "ap_fixed<18,8,AP_RND,AP_SAT>"
+    relu_t: str = "ap_ufixed<17,7,AP_RND,AP_SAT>"
+
+    def __post_init__(self) -> None:
+        self.types()
+
+    def types(self) -> dict[str, FixedType]:
+        """The parsed types by field name."""
+        out = {}
+        for f in fields(self):
+            text = getattr(self, f.name)
+            try:
+                out[f.name] = FixedType.parse(str(text))
+            except Exception as err:
+                raise ConfigError(
+                    f"invalid fixed-point type in HeadFixedConfig.{f.name}: {text!r} ({err})"
+                ) from None
+        return out
+
+
+#: hls4ml's default types for every head quantity (what a project gets unconfigured).
+HLS4ML_DEFAULT_HEAD = HeadFixedConfig(*(["ap_fixed<16,6>"] * 5))
+
+
+def dense_fixed(h: Tensor, weight: Tensor, bias: Tensor, types: dict[str, FixedType]) -> Tensor:
+    """One Dense layer as hls4ml's ``nnet::dense_latency`` computes it, straight-through.
+
+    ``h [B, n_in]`` holds exact values of the input type; ``weight [n_out, n_in]`` and
+    ``bias [n_out]`` are float (PyTorch's layout). In the C++: ``mult[i, j] = accum_t(h[i]
+    w[i, j])``, ``acc[j] = accum_t(b[j])``, then ``acc[j] += mult[i, j]`` for ``i = 0..n_in-1``
+    (each sum assigned to ``accum_t``) and ``res[j] = result_t(acc[j])``; the weights and biases
+    are the values of ``weight_t`` and ``bias_t`` the float ones are assigned to.
+
+    Examples
+    --------
+    >>> import torch
+    >>> t = HLS4ML_DEFAULT_HEAD.types()
+    >>> h = torch.tensor([[1.5, -2.0]], dtype=torch.float64)
+    >>> dense_fixed(h, torch.tensor([[0.1, 0.2]]), torch.tensor([0.3]), t).tolist()
+    [[0.05078125]]
+    """
+    f64 = torch.float64
+    acc_t = types["accum_t"]
+    w = fake_quantize(weight.to(f64).T, types["weight_t"])  # [n_in, n_out]
+    b = fake_quantize(bias.to(f64), types["bias_t"])
+    mult = fake_quantize(h[:, :, None] * w[None], acc_t)  # [B, n_in, n_out]
+    start = fake_quantize(b, acc_t).expand(h.shape[0], w.shape[1])
+    acc = _accumulate(start, mult, 1, acc_t, acc_t.frac)
+    return fake_quantize(acc, types["result_t"])
+
+
+def relu_fixed(h: Tensor, t: FixedType) -> Tensor:
+    """hls4ml's ``nnet::relu``: ``res = data > 0 ? data : 0`` assigned to ``t``."""
+    return fake_quantize(torch.relu(h), t)
+
+
 class QGarNetModel(nn.Module):
     """The FPGA paper's model: :class:`QGarNetStack` -> Dense(16, relu) -> Dense(8, relu) ->
     energy regression (1) and classification logit (1).
 
-    The Dense head runs in float32 in both modes (only the stack is quantized); the
-    firmware comparison covers the stack output. The regression output predicts
+    In quantized mode (``stack.quantized``) with ``quantize_head`` the head computes in
+    hls4ml's fixed point (:func:`dense_fixed`, :func:`relu_fixed`, types of
+    :class:`HeadFixedConfig`), so that the whole model equals the compiled hls4ml project
+    (:func:`calo.fpga.hls4ml_project.to_hls4ml`) bit for bit; gradients pass straight through.
+    Otherwise the head runs in float32. The regression output predicts
     ``E / energy_scale`` (``energy_scale`` in GeV); :meth:`predict` returns GeV and the
     electron probability.
 
@@ -527,14 +633,20 @@ class QGarNetModel(nn.Module):
         Widths of the hidden Dense layers (relu).
     energy_scale:
         GeV per unit of the regression output.
+    quantize_head:
+        Quantize the head together with the stack (default ``True``).
+    head_fixed:
+        Fixed-point types of the head (default :class:`HeadFixedConfig`).
 
     Examples
     --------
     >>> import torch
     >>> m = QGarNetModel(QGarNetStack(config=GarNetFixedConfig(n_vertices=16, reuse_factor=4)))
     >>> reg, logit = m(torch.zeros(2, 16, 4), torch.tensor([0, 3]))
-    >>> reg.shape, logit.shape
-    (torch.Size([2]), torch.Size([2]))
+    >>> reg.shape, logit.shape, reg.dtype
+    (torch.Size([2]), torch.Size([2]), torch.float64)
+    >>> m.head_quantized, m.set_quantized(False).head_quantized
+    (True, False)
     """
 
     def __init__(
@@ -542,6 +654,8 @@ class QGarNetModel(nn.Module):
         stack: QGarNetStack | None = None,
         head: Sequence[int] = (16, 8),
         energy_scale: float = 100.0,
+        quantize_head: bool = True,
+        head_fixed: HeadFixedConfig | None = None,
     ) -> None:
         super().__init__()
         self.stack = stack or QGarNetStack()
@@ -551,6 +665,9 @@ class QGarNetModel(nn.Module):
             raise ConfigError(f"energy_scale must be positive, got {energy_scale}")
         self.head_dims = tuple(int(h) for h in head)
         self.energy_scale = float(energy_scale)
+        self.quantize_head = bool(quantize_head)
+        self.head_fixed = head_fixed or HeadFixedConfig()
+        self.head_types = self.head_fixed.types()
         layers: list[nn.Module] = []
         f = self.stack.n_out
         for width in self.head_dims:
@@ -560,10 +677,36 @@ class QGarNetModel(nn.Module):
         self.regression = nn.Linear(f, 1)
         self.classification = nn.Linear(f, 1)
 
+    @property
+    def head_quantized(self) -> bool:
+        """Whether the head computes in fixed point now (``quantize_head`` and quantized mode)."""
+        return self.quantize_head and self.stack.quantized
+
+    def set_quantized(self, quantized: bool = True) -> QGarNetModel:
+        """Switch the stack (and with ``quantize_head`` the head) to fixed point; ``self``."""
+        self.stack.set_quantized(quantized)
+        return self
+
+    def dense_layers(self) -> list[nn.Linear]:
+        """The hidden Dense layers of the head, in order."""
+        return [m for m in self.head if isinstance(m, nn.Linear)]
+
+    def forward_head(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """``(regression [B], logit [B])`` from the stack output ``z [B, F_out]``."""
+        if not self.head_quantized:
+            z = self.head(z.to(torch.float32))
+            return self.regression(z).squeeze(-1), self.classification(z).squeeze(-1)
+        t = self.head_types
+        h = z.to(torch.float64)
+        for lin in self.dense_layers():
+            h = relu_fixed(dense_fixed(h, lin.weight, lin.bias, t), t["relu_t"])
+        outs = [dense_fixed(h, o.weight, o.bias, t) for o in (self.regression, self.classification)]
+        return outs[0].squeeze(-1), outs[1].squeeze(-1)
+
     def forward(self, X: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
-        """``(regression [B], classification logit [B])`` for padded hits and counts."""
-        z = self.head(self.stack(X, n).to(torch.float32))
-        return self.regression(z).squeeze(-1), self.classification(z).squeeze(-1)
+        """``(regression [B], classification logit [B])`` for padded hits and counts
+        (float64 when the head is quantized, float32 otherwise)."""
+        return self.forward_head(self.stack(X, n))
 
     @torch.no_grad()
     def predict(self, X: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
@@ -571,23 +714,31 @@ class QGarNetModel(nn.Module):
         reg, logit = self(X, n)
         return reg * self.energy_scale, torch.sigmoid(logit)
 
+    def extra_repr(self) -> str:
+        return f"head={self.head_dims}, quantize_head={self.quantize_head}"
+
     def hparams(self) -> dict[str, Any]:
         """Constructor arguments as plain data (for checkpoints)."""
         return {
             "stack": self.stack.hparams(),
             "head": list(self.head_dims),
             "energy_scale": self.energy_scale,
+            "quantize_head": self.quantize_head,
+            "head_fixed": asdict(self.head_fixed),
         }
 
     @classmethod
     def from_hparams(cls, hp: dict[str, Any]) -> QGarNetModel:
         """Rebuild (untrained) from :meth:`hparams`; raises ConfigError when malformed.
 
+        Hyperparameters written before the head was quantization-aware (no
+        ``quantize_head``) give a float head, as the model was trained.
+
         Examples
         --------
         >>> m = QGarNetModel.from_hparams(QGarNetModel().hparams())
-        >>> m.stack.config.n_vertices, m.head_dims
-        (128, (16, 8))
+        >>> m.stack.config.n_vertices, m.head_dims, m.quantize_head
+        (128, (16, 8), True)
         """
         try:
             s = dict(hp["stack"])
@@ -600,6 +751,12 @@ class QGarNetModel(nn.Module):
                 ternary=bool(s["ternary"]),
                 ternary_threshold=float(s["ternary_threshold"]),
             )
-            return cls(stack, head=hp["head"], energy_scale=float(hp["energy_scale"]))
+            return cls(
+                stack,
+                head=hp["head"],
+                energy_scale=float(hp["energy_scale"]),
+                quantize_head=bool(hp.get("quantize_head", False)),
+                head_fixed=HeadFixedConfig(**dict(hp.get("head_fixed", {}))),
+            )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"malformed QGarNetModel hyperparameters: {err!r}") from None

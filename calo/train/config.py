@@ -19,6 +19,7 @@ from typing import Literal
 
 from calo.errors import ConfigError
 from calo.fpga.garnet import PAPER_SUBLAYERS, GarNetFixedConfig
+from calo.fpga.qat import HeadFixedConfig
 from calo.models.config import GravNetModelConfig, ModelConfig
 from calo.reco.config import (
     BaselineConfig,
@@ -315,6 +316,14 @@ class EPiConfig:
         ``[aggregators, F_LR, F_out]`` of each GarNet sublayer (default the paper's).
     head:
         Widths of the Dense (relu) layers after the stack.
+    quantize_head:
+        The Dense head computes in hls4ml's fixed point in the quantization-aware epochs too
+        (with the types ``head_fixed``), so that the whole model equals its hls4ml project
+        bit for bit (``calo-export --format hls4ml``); false keeps a float head.
+    head_fixed:
+        hls4ml types of the head's weights, biases, accumulators, Dense outputs and ReLU
+        outputs (:class:`calo.fpga.qat.HeadFixedConfig`; hls4ml's unconfigured
+        ``ap_fixed<16,6>`` wraps on a trained head, so the defaults are wider and saturate).
     energy_scale:
         GeV per unit of the regression output.
     ternary:
@@ -349,6 +358,8 @@ class EPiConfig:
     fixed: GarNetFixedConfig = field(default_factory=GarNetFixedConfig)
     sublayers: list[list[int]] = field(default_factory=lambda: [list(s) for s in PAPER_SUBLAYERS])
     head: list[int] = field(default_factory=lambda: [16, 8])
+    quantize_head: bool = True
+    head_fixed: HeadFixedConfig = field(default_factory=HeadFixedConfig)
     energy_scale: float = 100.0
     ternary: bool = False
     ternary_threshold: float = 0.7

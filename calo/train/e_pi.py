@@ -12,8 +12,10 @@ GarNetStack that runs on an FPGA. Here that is one more task of the one training
 * loss per event: the binary cross-entropy of the logit against the label (1 electron,
   0 pion) plus ``regression_weight * ((E_pred - E) / E)^2``, so that the regression minimises
   the spread of the response ``E_pred / E``;
-* quantization-aware fine-tuning: :class:`calo.train.qat.QuantizationAwareTraining` switches the stack to the
-  firmware's fixed-point arithmetic for the last ``e_pi.qat_epochs`` epochs; the best
+* quantization-aware fine-tuning: :class:`calo.train.qat.QuantizationAwareTraining` switches the stack
+  (and, with ``e_pi.quantize_head``, the Dense head: hls4ml's ``nnet::dense`` and
+  ``nnet::relu`` in ``e_pi.head_fixed`` types) to the firmware's fixed-point arithmetic for
+  the last ``e_pi.qat_epochs`` epochs; the best
   checkpoint is then chosen among those epochs only, so it is the one to export;
 * metrics (:func:`evaluate_e_pi`): ROC AUC of the electron probability and the response's
   mean, RMS and robust width, overall and in bins of the true energy, for the model as trained
@@ -100,7 +102,13 @@ def build_e_pi_model(config: EPiConfig, quantized: bool = False) -> QGarNetModel
         ternary=config.ternary,
         ternary_threshold=config.ternary_threshold,
     )
-    return QGarNetModel(stack, head=config.head, energy_scale=config.energy_scale)
+    return QGarNetModel(
+        stack,
+        head=config.head,
+        energy_scale=config.energy_scale,
+        quantize_head=config.quantize_head,
+        head_fixed=config.head_fixed,
+    )
 
 
 def _dataset(sample: FPGASample) -> TensorDataset:
@@ -240,9 +248,9 @@ def loss_terms(
     >>> cls.shape, logit.shape, resp.shape
     (torch.Size([]), torch.Size([2]), torch.Size([2]))
     """
-    reg, logit = model(X, n)
-    target = energy / model.energy_scale
-    cls = torch.nn.functional.binary_cross_entropy_with_logits(logit, label)
+    reg, logit = model(X, n)  # float64 when the head is quantized
+    target = energy.to(reg.dtype) / model.energy_scale
+    cls = torch.nn.functional.binary_cross_entropy_with_logits(logit, label.to(logit.dtype))
     response = reg / target
     return cls, ((response - 1.0) ** 2).mean(), logit, response
 

@@ -202,3 +202,21 @@ def test_bad_arguments_exit_2(trained, tmp_path, capsys, args, message):
     assert export_main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_format_hls4ml_writes_the_whole_model_as_an_hls4ml_project(trained, tmp_path, capsys):
+    """calo-export RUN --format hls4ml (the g++ build is tested in test_hls4ml_project.py)."""
+    model, run = trained
+    out = tmp_path / "prj"
+    args = [str(run), "--format", "hls4ml", "--out", str(out), "--events", "5"]
+    assert export_main([*args, "--data", str(SAMPLE), "--name", "epi"]) == 0
+    assert "wrote the hls4ml project epi" in capsys.readouterr().out
+    doc = json.loads((out / "calo_hls4ml.json").read_text())
+    assert doc["trained_with_quantized_head"] and doc["bit_exact"] is None
+    assert doc["outputs"] == ["regression", "classification"] and doc["events"] == 9
+    assert (out / "firmware" / "epi.cpp").is_file() and (out / "build_lib.sh").is_file()
+    saved = np.load(out / "calo_test_events.npz")
+    with torch.no_grad():
+        reg, logit = model.eval()(torch.as_tensor(saved["X"]), torch.as_tensor(saved["n"]))
+    np.testing.assert_array_equal(saved["regression"], reg.numpy())
+    np.testing.assert_array_equal(saved["classification"], logit.numpy())
