@@ -5,7 +5,7 @@
 that ``calo-train`` wrote and exports it (:mod:`calo.fpga.model_export`):
 
 * an e/pi run (``calo-train --task e_pi``): the quantized GarNetStack (``model.json``,
-  ``model.npz``, the header ``<name>.h`` for ``nnet::garnet_stack``), the float Dense head and
+  ``model.npz``, the header ``<name>.h`` for ``nnet::garnet_stack``), the Dense head's weights and
   test vectors with the expected output bits (toy events, or ``--data`` calo-simulate e/pi
   events);
 * a fraction-task GarNet (``calo-train --model garnet`` with ``model.garnet.simplified=true
@@ -21,10 +21,11 @@ regression and classification outputs) as an hls4ml project built through hls4ml
 outputs; ``--compile`` builds it with g++ and checks ``predict`` against them bit for bit
 (exit code 1 when they differ). Any other run is a one-line error.
 
-``--format onnx`` instead writes ``model.onnx`` for ONNX Runtime and Triton from a fraction
-run (GravNet, GarNet or DGCNN; :func:`calo.models.onnx.export_onnx`) and ``model.onnx.json``
-with the input names, feature names and the normalisation the inputs need; an e/pi run is a
-one-line error (its padded, quantized GarNet is exported with the default ``--format hls``).
+``--format onnx`` instead writes ``model.onnx`` for ONNX Runtime and Triton
+(:mod:`calo.models.onnx`) from a fraction run (GravNet, GarNet or DGCNN), a condensation run
+(beta, clustering coordinates, energy correction) or an e/pi run (in float arithmetic; its
+fixed-point form is the hls4ml project), and ``model.onnx.json`` with the input names, feature
+names and the normalisation the inputs need.
 
 Errors print one line and exit with code 2.
 
@@ -58,7 +59,7 @@ def _parser() -> ArgumentParser:
         choices=("hls", "hls4ml", "onnx"),
         default="hls",
         help="hls: hls4ml GarNet inputs (default); hls4ml: the whole e/pi model as an hls4ml "
-        "project; onnx: model.onnx of a fraction model",
+        "project; onnx: model.onnx of a fraction, condensation or e/pi model",
     )
     p.add_argument(
         "--compile",

@@ -4,7 +4,8 @@ Two kinds of calo-train models reach hls4ml's GarNet (``nnet_garnet.h``):
 
 * the FPGA paper's e/pi model (``calo-train --task e_pi``, :class:`calo.fpga.qat.QGarNetModel`):
   :func:`export_qgarnet` writes its quantized GarNetStack (weights, types, the C++ header for
-  ``nnet::garnet_stack``), the float Dense head and test vectors with the reference's expected
+  ``nnet::garnet_stack``), the Dense head's float weights (the whole model with its quantized
+  head: :mod:`calo.fpga.hls4ml_project`) and test vectors with the reference's expected
   output bits;
 * a fraction-task GarNet (``calo-train --model garnet``) whose GarNet layers are in the form
   hls4ml implements (:func:`garnet_blockers` says what else blocks it):
@@ -226,7 +227,8 @@ def export_qgarnet(
         "sublayers": subl,
         "head": {
             "dtype": "float32",
-            "note": "the Dense head is not quantized; inputs are the stack's output_t values",
+            "note": "the Dense head's float weights; inputs are the stack's output_t values; the "
+            "quantized head (e_pi.quantize_head) is exported whole by calo-export --format hls4ml",
             "layers": head,
         },
         "hls4ml": {

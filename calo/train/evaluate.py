@@ -69,7 +69,14 @@ def load_model(path: str | Path) -> tuple[nn.Module, TrainConfig, dict[str, Any]
     except ConfigError as e:
         raise CheckpointError(f"checkpoint's configuration is invalid: {e}", file=path) from None
     if cfg.task == "e_pi":
+        from dataclasses import replace
+
         from calo.train.e_pi import build_e_pi_model
+
+        saved = meta["config"].get("e_pi") if isinstance(meta["config"], dict) else None
+        if isinstance(saved, dict) and "quantize_head" not in saved:
+            # a run from before the quantization-aware head: it trained, and keeps, a float head
+            cfg = replace(cfg, e_pi=replace(cfg.e_pi, quantize_head=False))
 
         mode = meta.get("model_state") if isinstance(meta.get("model_state"), dict) else {}
         model = build_e_pi_model(cfg.e_pi, quantized=bool(mode.get("quantized", False)))

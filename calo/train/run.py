@@ -470,7 +470,7 @@ def train(
         }
         if config.condensation.tune_events > 0:
             config, extra["tuning"] = _tune_condensation(
-                model, dm.train_set.data, config, out, device
+                model, dm.train_set.data, config, out, [best, last], device
             )
         return _finish_condensation(
             model, dm.val_set.data, config, out, history, extra, plots, wall_start, device
@@ -571,10 +571,16 @@ def _finish_e_pi(
 
 
 def _tune_condensation(
-    model: torch.nn.Module, events: Any, config: TrainConfig, out: Path, device: Any = "cpu"
+    model: torch.nn.Module,
+    events: Any,
+    config: TrainConfig,
+    out: Path,
+    checkpoints: list[Path],
+    device: Any = "cpu",
 ) -> tuple[TrainConfig, dict[str, Any]]:
     """CLUE's parameters and the clustering thresholds tuned on the first
-    ``condensation.tune_events`` training events; the run's config.yaml gets the tuned values.
+    ``condensation.tune_events`` training events; the run's config.yaml and the configuration
+    inside its checkpoints (what calo-evaluate and calo-predict load) get the tuned values.
     Returns the tuned config and, per section, the best values and the whole grid."""
     from dataclasses import replace
 
@@ -591,6 +597,13 @@ def _tune_condensation(
         print(f"tuned on {len(subset)} training events: {section} {best}")
     config = replace(config, condensation=c)
     save_yaml(config, out / "config.yaml")
+    for path in checkpoints:
+        if path.is_file():
+            ckpt = read_checkpoint(path)
+            ckpt["calo"]["config"] = to_dict(config)
+            tmp = path.with_name(path.name + ".tmp")
+            torch.save(ckpt, tmp)
+            tmp.replace(path)
     return config, info
 
 

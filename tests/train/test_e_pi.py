@@ -82,6 +82,18 @@ def test_data_module_packs_and_splits_the_events() -> None:
     assert "kept 200 events" in str(dm.read_summary)
 
 
+def test_a_checkpoint_from_before_the_quantized_head_keeps_its_float_head(
+    e_pi_run: tuple[Path, dict], tmp_path: Path
+) -> None:
+    out, _ = e_pi_run
+    ckpt = torch.load(out / "checkpoints" / "best.ckpt", weights_only=False)
+    assert load_model(out / "checkpoints" / "best.ckpt")[1].e_pi.quantize_head is True
+    del ckpt["calo"]["config"]["e_pi"]["quantize_head"]
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    model, cfg, _, _ = load_model(tmp_path / "old.ckpt")
+    assert cfg.e_pi.quantize_head is False and model.quantize_head is False
+
+
 @pytest.mark.slow
 def test_training_runs_float_then_quantization_aware_epochs(e_pi_run: tuple[Path, dict]) -> None:
     out, metrics = e_pi_run
