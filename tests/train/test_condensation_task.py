@@ -174,7 +174,7 @@ def test_train_and_evaluate_condensation_beats_random(tmp_path: Path, capsys) ->
     model_eff = metrics["methods"]["model"]["efficiency"]
     # CLUE and the thresholds were tuned on training events and the run's config holds them
     tuning = metrics["tuning"]
-    assert tuning["events"] == 100 and len(tuning["clue"]["grid"]) == 6 * 6 * 3
+    assert tuning["events"] == 100 and len(tuning["clue"]["grid"]) == 6 * 8 * 4
     assert metrics["settings"]["clue"]["dc"] == tuning["clue"]["best"]["dc"]
     assert metrics["settings"]["clustering"]["t_d"] == tuning["clustering"]["best"]["t_d"]
     best = max(tuning["clue"]["grid"], key=lambda r: r["objective"])
