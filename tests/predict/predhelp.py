@@ -41,13 +41,9 @@ TINY = {
 HIT_FIELDS = ("x", "y", "z", "dx", "dy", "dz", "layer", "energy")
 
 
-def make_run(
-    out: Path, data: Path, name: str = "gravnet", calibration: bool = True, seed: int = 0
-) -> Path:
-    """A run folder in calo-train's layout with the seeded initial weights of ``name``."""
-    cfg = apply_overrides(TrainConfig(), [f"model.name={name}", *TINY[name]])
-    torch.manual_seed(seed)
-    model = build_model(cfg.model)
+def _write_checkpoint(out: Path, model: torch.nn.Module, cfg: TrainConfig, data: Path) -> None:
+    """``out/checkpoints/last.ckpt`` in calo-train's format: ``model``'s weights, ``cfg`` and
+    the normalisation fitted on the hits of ``data``."""
     events, _ = read_data(data, require_truth=False)
     norm = Normalization.fit(torch.cat([d.x for d in events]), FeatureSpec().names)
     ckpt = {
@@ -62,6 +58,16 @@ def make_run(
     }
     (out / "checkpoints").mkdir(parents=True)
     torch.save(ckpt, out / "checkpoints" / "last.ckpt")
+
+
+def make_run(
+    out: Path, data: Path, name: str = "gravnet", calibration: bool = True, seed: int = 0
+) -> Path:
+    """A run folder in calo-train's layout with the seeded initial weights of ``name``."""
+    cfg = apply_overrides(TrainConfig(), [f"model.name={name}", *TINY[name]])
+    torch.manual_seed(seed)
+    model = build_model(cfg.model)
+    _write_checkpoint(out, model, cfg, data)
     if calibration:
         # smaller share 0.2 in every bin of low sharpness: moves energy in most events
         table = np.array([[[0.2], [np.nan]]])
@@ -102,20 +108,7 @@ def make_condensation_run(
     with torch.no_grad():
         model.head.net[-1].weight.mul_(30.0)
         model.head.net[-1].bias.zero_()
-    events, _ = read_data(data, require_truth=False)
-    norm = Normalization.fit(torch.cat([d.x for d in events]), FeatureSpec().names)
-    ckpt = {
-        "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
-        "calo": {
-            "format": CHECKPOINT_FORMAT,
-            "version": calo.__version__,
-            "config": to_dict(cfg),
-            "normalization": norm.to_dict(),
-            "history": {},
-        },
-    }
-    (out / "checkpoints").mkdir(parents=True)
-    torch.save(ckpt, out / "checkpoints" / "last.ckpt")
+    _write_checkpoint(out, model, cfg, data)
     return out
 
 
