@@ -139,12 +139,40 @@ def _energy_table(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _truth_rows(outputs: dict, events: list, near: float, edges: tuple) -> list[dict]:
+    """What the truth allows: the test events clustered perfectly (every hit to the particle
+    with its largest energy share, the definition of a hit's particle), with cluster energies
+    (a) the sum of the cluster's hits and (b) the particles' true shares of the hits' energies
+    (sum_i y_ik E_i): a perfect clustering with hard and with perfect energy sharing. Raw sums,
+    no correction; matched, binned and summarised by the same code as the methods."""
+    from calo.reco.matching import match_clusters, matching_summary
+
+    width = max(d.y.shape[1] for d in events)
+    y = np.concatenate([np.pad(d.y.numpy(), ((0, 0), (0, width - d.y.shape[1]))) for d in events])
+    lab, e, b = outputs["particle"], outputs["energy"], outputs["batch"]
+    n_events = int(b.max()) + 1
+    per_event = np.zeros(n_events, dtype=np.int64)
+    np.maximum.at(per_event, b, lab + 1)
+    shares = np.zeros((n_events, width))
+    np.add.at(shares, b, y * e[:, None])
+    soft = np.concatenate([shares[i, : per_event[i]] for i in range(n_events)])
+    rows = []
+    for name, energy in (("truth clusters, hard sums", None),
+                         ("truth clusters, true energy shares", soft)):  # fmt: skip
+        m = match_clusters(
+            lab, lab, e, b, cluster_energy=energy, true_energy=outputs["true_e"],
+            coords=outputs["pos"].astype(np.float64),
+        )  # fmt: skip
+        rows.append(_row(name, matching_summary(m, distance_edges=list(edges)), near, tuned={}))
+    return rows
+
+
 def _verdict(rows: list[dict]) -> str:
     """The quality bar, model by model, against the CLUE row."""
     clue = next(r for r in rows if r["method"] == "CLUE")
     lines = []
     for r in rows:
-        if r is clue:
+        if r is clue or r["method"].startswith("truth clusters"):
             continue
         checks = {
             "efficiency >= CLUE's": r["efficiency"] >= clue["efficiency"],
@@ -259,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         print(_table(rows, a.near), flush=True)
+    limits = _truth_rows(outputs, test_events, a.near, edges)  # the last model's test events
     result = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
@@ -271,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": time.time() - start,
         "command": "python benchmarks/condensation_quality.py " + " ".join(argv or sys.argv[1:]),
         "rows": rows,
+        "truth_limits": limits,
         "tuning": tuning,
     }
     a.out.mkdir(parents=True, exist_ok=True)
@@ -288,6 +318,10 @@ def main(argv: list[str] | None = None) -> int:
         + _table(rows, a.near)
         + "\nQuality bar:\n\n"
         + _verdict(rows)
+        + "\nWhat the truth allows (perfect clustering of the test events; raw energy sums, no "
+        "correction): with every hit wholly in its largest-share particle, and with the "
+        "particles' true shares of every hit (perfect energy sharing):\n\n"
+        + _table(limits, a.near)
         + "\nResponse in bins of the true particle energy:\n\n"
         + _energy_table(rows)
         + f"\nCommand: `{result['command']}`\n"

@@ -51,10 +51,12 @@ A condensation run (:class:`CondensationPredictor`) writes, after ``status`` and
 * ``n_clusters`` (int32): the number of condensation clusters (the TTree's counter of the
   per-cluster branches);
 * ``cluster_energy`` (var * float32, GeV, one per cluster): the sum of its hits' energies
-  times the energy correction the network predicts at the condensation point
-  (:func:`calo.reco.condensation.cluster_energies`, as ``calo-evaluate`` computes it);
+  (with ``clustering.share_sigma`` > 0 their shares) times the energy correction the network
+  predicts at the condensation point
+  (:func:`calo.reco.condensation.shared_cluster_energies`, as ``calo-evaluate`` computes it);
 * ``cluster_x``, ``cluster_y``, ``cluster_z`` (var * float32, cm): the energy-weighted
-  position of its hits (uncorrected energies; NaN for a cluster of zero energy);
+  position of its hits (uncorrected energies, shared as the energy; NaN for a cluster of
+  zero energy);
 * ``cluster_x_learned``, ``cluster_y_learned`` (var * float32, cm; only for a model with the
   position payload): the impact point the network predicts at the condensation point, the
   hit's position plus ``model.condensation.position_scale`` times the predicted offset.
@@ -101,7 +103,7 @@ from calo.io.summary import SKIP_REASONS
 from calo.predict.output import is_hit_column
 from calo.reco import ShareCalibration
 from calo.reco.clue import clue as clue_labels
-from calo.reco.condensation import cluster_energies, condensation_clusters
+from calo.reco.condensation import condensation_clusters, shared_cluster_energies
 from calo.train.checkpoint import read_checkpoint, resolve_checkpoint
 from calo.train.condensation_task import clue_coords
 from calo.train.config import TrainConfig
@@ -641,9 +643,11 @@ class CondensationPredictor(Predictor):
         c = self.config.condensation
         cl = condensation_clusters(
             beta, out.coords.double().cpu().numpy(), b, c.clustering.t_beta, c.clustering.t_d
-        )
+        )  # positions and energies below share the hits when share_sigma > 0
         corr = out.correction.double().cpu().numpy()[cl.points]
-        e_raw = cluster_energies(cl.labels, energy, b)
+        coords = out.coords.double().cpu().numpy()
+        sigma = c.clustering.share_sigma
+        e_raw = shared_cluster_energies(cl, coords, energy, b, sigma)
         res = {
             "cluster": cl.labels.astype(np.int32),
             "beta": beta.astype(np.float32),
@@ -652,7 +656,7 @@ class CondensationPredictor(Predictor):
         }
         with np.errstate(invalid="ignore", divide="ignore"):
             for j, q in enumerate("xyz"):
-                ex = cluster_energies(cl.labels, energy * pos[:, j], b)
+                ex = shared_cluster_energies(cl, coords, energy * pos[:, j], b, sigma)
                 res[f"cluster_{q}"] = np.where(e_raw > 0, ex / e_raw, np.nan).astype(np.float32)
         if self.has_position and out.position is not None:
             scale = self.config.model.condensation.position_scale

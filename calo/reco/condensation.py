@@ -11,6 +11,21 @@ A k-d tree per event answers the radius queries: :math:`O(N \\log N)` plus the s
 balls. A cluster's energy is the sum of its hits' energies times the energy correction the
 network predicts at its condensation point (:func:`cluster_energies`).
 
+Energy sharing (:func:`sharing_fractions`, :func:`shared_cluster_energies`). Where showers
+overlap, one cell holds energy of several particles, and a hard assignment gives all of it to
+one cluster. With a width :math:`\\sigma > 0` every clustered hit i is instead shared among the
+clusters c of its event with the fractions
+
+.. math::
+
+    f_{ic} = \\frac{\\exp(-\\lVert x_i - x_{\\alpha_c} \\rVert^2 / 2\\sigma^2)}
+                  {\\sum_{c'} \\exp(-\\lVert x_i - x_{\\alpha_{c'}} \\rVert^2 / 2\\sigma^2)},
+
+a softmax over its distances to the condensation points; a cluster's energy is
+:math:`\\sum_i f_{ic} E_i` times the correction. The sharing loss
+(:func:`calo.train.condensation.sharing_loss`) trains the clustering coordinates so that these
+fractions are the hits' true energy fractions. Hits left as noise are not shared.
+
 Examples
 --------
 >>> import numpy as np
@@ -30,7 +45,13 @@ from scipy.spatial import cKDTree
 
 from calo.errors import ConfigError, DataError
 
-__all__ = ["Clusters", "cluster_energies", "condensation_clusters"]
+__all__ = [
+    "Clusters",
+    "cluster_energies",
+    "condensation_clusters",
+    "shared_cluster_energies",
+    "sharing_fractions",
+]
 
 
 @dataclass(frozen=True)
@@ -197,6 +218,103 @@ def cluster_energies(
     out = np.zeros(int(per_event.sum()))
     sel = lab >= 0
     np.add.at(out, offset[ev[sel]] + lab[sel], e[sel])
+    if correction is not None:
+        corr = np.asarray(correction, dtype=np.float64)
+        if corr.shape != out.shape:
+            raise DataError(f"correction must have shape [C={out.size}], got {corr.shape}")
+        out = out * corr
+    return out
+
+
+def sharing_fractions(
+    clusters: Clusters,
+    coords: np.ndarray,
+    batch: np.ndarray | None = None,
+    sigma: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Energy fractions of every clustered hit among the clusters of its event.
+
+    Parameters
+    ----------
+    clusters:
+        The output of :func:`condensation_clusters` for the same hits.
+    coords:
+        ``[N, D]`` clustering coordinates.
+    batch:
+        ``[N]`` event index (``None``: one event).
+    sigma:
+        Width of the softmax (module docstring); 0 gives every hit wholly to its own cluster.
+
+    Returns
+    -------
+    hit, row, fraction:
+        Three ``[M]`` arrays, one entry per (clustered hit, cluster of its event) pair: the hit,
+        the cluster's index into :attr:`Clusters.points` and the fraction; the fractions of a
+        hit sum to 1. Noise hits (label -1) have no entry.
+
+    Examples
+    --------
+    The middle hit lies halfway between the two condensation points and is shared equally.
+
+    >>> import numpy as np
+    >>> x = np.array([[0.0], [0.5], [1.0]])
+    >>> c = Clusters(labels=np.array([0, 0, 1]), points=np.array([0, 2]), event=np.array([0, 0]))
+    >>> hit, row, f = sharing_fractions(c, x, sigma=0.3)
+    >>> hit.tolist(), row.tolist(), f.round(3).tolist()
+    ([0, 0, 1, 1, 2, 2], [0, 1, 0, 1, 0, 1], [0.996, 0.004, 0.5, 0.5, 0.004, 0.996])
+    """
+    if not sigma >= 0:
+        raise ConfigError(f"share_sigma must be >= 0, got {sigma}")
+    lab = np.asarray(clusters.labels, dtype=np.int64)
+    x = np.asarray(coords, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] != lab.size:
+        raise DataError(f"coords must have shape [N={lab.size}, D], got {x.shape}")
+    ev = _as_batch(batch, lab.size)
+    n_events = int(ev.max()) + 1 if ev.size else 0
+    per_event = np.bincount(clusters.event, minlength=n_events)
+    first = np.cumsum(per_event) - per_event
+    hits = np.flatnonzero(lab >= 0)
+    if sigma == 0:
+        return hits, first[ev[hits]] + lab[hits], np.ones(hits.size)
+    count = per_event[ev[hits]]
+    pair_hit = np.repeat(hits, count)
+    start = np.cumsum(count) - count
+    pair_row = first[ev[pair_hit]] + np.arange(pair_hit.size) - np.repeat(start, count)
+    d2 = ((x[pair_hit] - x[clusters.points[pair_row]]) ** 2).sum(axis=1)
+    logit = -d2 / (2.0 * sigma**2)
+    top = np.full(lab.size, -np.inf)
+    np.maximum.at(top, pair_hit, logit)
+    w = np.exp(logit - top[pair_hit])
+    norm = np.bincount(pair_hit, weights=w, minlength=lab.size)
+    return pair_hit, pair_row, w / norm[pair_hit]
+
+
+def shared_cluster_energies(
+    clusters: Clusters,
+    coords: np.ndarray,
+    energy: np.ndarray,
+    batch: np.ndarray | None = None,
+    sigma: float = 0.0,
+    correction: np.ndarray | None = None,
+) -> np.ndarray:
+    """``[C]`` cluster energies with every hit shared by :func:`sharing_fractions`, times
+    ``correction``; with ``sigma = 0`` the same as :func:`cluster_energies`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[0.0], [0.5], [1.0]])
+    >>> c = Clusters(labels=np.array([0, 0, 1]), points=np.array([0, 2]), event=np.array([0, 0]))
+    >>> shared_cluster_energies(c, x, np.array([1.0, 2.0, 1.0]), sigma=0.3).round(3).tolist()
+    [2.0, 2.0]
+    >>> shared_cluster_energies(c, x, np.array([1.0, 2.0, 1.0])).tolist()
+    [3.0, 1.0]
+    """
+    e = np.asarray(energy, dtype=np.float64)
+    if e.shape != clusters.labels.shape:
+        raise DataError(f"energy must have shape [N={clusters.labels.size}], got {e.shape}")
+    hit, row, frac = sharing_fractions(clusters, coords, batch, sigma)
+    out = np.bincount(row, weights=e[hit] * frac, minlength=clusters.n_clusters)
     if correction is not None:
         corr = np.asarray(correction, dtype=np.float64)
         if corr.shape != out.shape:

@@ -136,6 +136,13 @@ class CondensationConfig:
         A hit can become a condensation point only with beta above ``t_beta``.
     t_d:
         Hits within ``t_d`` of a condensation point (in the clustering space) join it.
+    share_sigma:
+        0 (default): a cluster's energy is the sum of its hits' energies. > 0: every clustered
+        hit's energy is shared among the clusters of its event with weights
+        :math:`\\exp(-d^2 / 2\\sigma^2)` of its distance d to their condensation points
+        (:func:`calo.reco.condensation.shared_cluster_energies`); a model trained with the
+        sharing loss (``condensation.sharing_weight`` > 0) learns to place shared hits so that
+        these weights are their energy fractions.
 
     Examples
     --------
@@ -147,12 +154,15 @@ class CondensationConfig:
 
     t_beta: float = 0.3
     t_d: float = 0.5
+    share_sigma: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.t_beta < 1.0:
             raise ConfigError(f"condensation.t_beta must be in [0, 1), got {self.t_beta}")
         if not self.t_d > 0:
             raise ConfigError(f"condensation.t_d must be > 0, got {self.t_d}")
+        if not self.share_sigma >= 0:
+            raise ConfigError(f"condensation.share_sigma must be >= 0, got {self.share_sigma}")
 
 
 @dataclass

@@ -72,6 +72,7 @@ __all__ = [
     "condensation_points",
     "energy_correction_loss",
     "index_particles",
+    "sharing_loss",
 ]
 
 #: beta is clipped to at most ``1 - BETA_EPS`` before arctanh (the loss and :func:`charge`).
@@ -206,8 +207,8 @@ def _distance(diff: Tensor) -> Tensor:
     return torch.where(pos, torch.sqrt(torch.where(pos, d2, torch.ones_like(d2))), 0.0)
 
 
-def _repulsive_pairs(idx: ParticleIndex, batch: Tensor) -> tuple[Tensor, Tensor]:
-    """Every (hit, particle of the hit's event other than its own) pair, as two index lists."""
+def _event_pairs(idx: ParticleIndex, batch: Tensor) -> tuple[Tensor, Tensor]:
+    """Every (hit, particle of the hit's event) pair, as two index lists."""
     dev = batch.device
     n = batch.numel()
     first_object = torch.cumsum(idx.object_count, 0) - idx.object_count  # [B]
@@ -215,7 +216,12 @@ def _repulsive_pairs(idx: ParticleIndex, batch: Tensor) -> tuple[Tensor, Tensor]
     pair_hit = torch.repeat_interleave(torch.arange(n, device=dev), per_hit)
     start = torch.cumsum(per_hit, 0) - per_hit
     pos = torch.arange(pair_hit.numel(), device=dev) - start[pair_hit]
-    pair_obj = first_object[batch[pair_hit]] + pos
+    return pair_hit, first_object[batch[pair_hit]] + pos
+
+
+def _repulsive_pairs(idx: ParticleIndex, batch: Tensor) -> tuple[Tensor, Tensor]:
+    """Every (hit, particle of the hit's event other than its own) pair, as two index lists."""
+    pair_hit, pair_obj = _event_pairs(idx, batch)
     other = pair_obj != idx.hit_object[pair_hit]
     return pair_hit[other], pair_obj[other]
 
@@ -364,12 +370,16 @@ def energy_correction_loss(
     particle: Tensor,
     true_energy: Tensor,
     batch: Tensor | None = None,
+    fractions: Tensor | None = None,
 ) -> Tensor:
     """Per-hit payload loss of a learned energy correction factor.
 
     Hit i of particle k predicts the particle's energy as :math:`c_i S_k`, where
     :math:`S_k` is the summed energy of the hits the truth gives to k (at inference the
-    predicted cluster's hits take their place); the loss is the squared relative error
+    predicted cluster's hits take their place) or, with ``fractions``, the particle's share
+    :math:`S_k = \\sum_i y_{ik} E_i` of the hits' energies (at inference the shared cluster
+    energy of :func:`calo.reco.condensation.shared_cluster_energies`); the loss is the
+    squared relative error
 
     .. math::
 
@@ -390,6 +400,8 @@ def energy_correction_loss(
         ``[N]`` true energy :math:`E_{k(i)}` of each hit's particle (ignored on noise).
     batch:
         ``[N]`` event index (``None``: one event).
+    fractions:
+        Optional ``[N, P]`` truth energy fractions :math:`y_{ik}`, column = particle id.
 
     Examples
     --------
@@ -406,10 +418,117 @@ def energy_correction_loss(
     idx = index_particles(particle, batch)
     signal = idx.hit_object >= 0
     obj = idx.hit_object[signal]
-    summed = _segment_sum(hit_energy[signal], obj, idx.num_objects)
+    if fractions is None:
+        summed = _segment_sum(hit_energy[signal], obj, idx.num_objects)
+    else:
+        _check_fractions(fractions, particle)
+        obj_id = torch.zeros(idx.num_objects, dtype=torch.long, device=particle.device)
+        obj_id[obj] = particle[signal].long()
+        by_event = torch.zeros(
+            idx.hit_count.numel(), fractions.shape[1], dtype=hit_energy.dtype,
+            device=hit_energy.device,
+        ).index_add(0, batch, fractions.to(hit_energy.dtype) * hit_energy.unsqueeze(1))  # fmt: skip
+        summed = by_event[idx.object_event, obj_id]
     out = torch.zeros_like(correction)
     e_true = true_energy[signal]
     ok = e_true > 0
     ratio = correction[signal] * summed[obj] / torch.where(ok, e_true, torch.ones_like(e_true))
     out[signal] = torch.where(ok, (ratio - 1.0) ** 2, 0.0)
     return out
+
+
+def _check_fractions(fractions: Tensor, particle: Tensor) -> None:
+    n = particle.shape[0]
+    if fractions.dim() != 2 or fractions.shape[0] != n:
+        raise DataError(f"fractions must have shape [N={n}, P], got {tuple(fractions.shape)}")
+    if n and int(particle.max()) >= fractions.shape[1]:
+        raise DataError(
+            f"particle id {int(particle.max())} has no column in fractions of shape "
+            f"{tuple(fractions.shape)}"
+        )
+    if not torch.isfinite(fractions).all():
+        raise DataError("fractions must be finite")
+
+
+def sharing_loss(
+    beta: Tensor,
+    coords: Tensor,
+    particle: Tensor,
+    fractions: Tensor,
+    energy: Tensor,
+    batch: Tensor | None = None,
+    sigma: float = 0.3,
+    num_events: int | None = None,
+) -> Tensor:
+    """Energy-sharing loss: the clustering space's softmax fractions against the truth.
+
+    For every signal hit i and particle k of its event the predicted fraction is the softmax
+    :math:`p_{ik} \\propto \\exp(-\\lVert x_i - x_{\\alpha_k} \\rVert^2 / 2\\sigma^2)`
+    over the event's condensation points (:func:`condensation_points`), the fractions that
+    :func:`calo.reco.condensation.sharing_fractions` uses at inference. The truth is
+    :math:`t_{ik} = y_{ik} / \\sum_{k'} y_{ik'}` over the event's particles (the hit's share of
+    background and noise left out). Per event
+
+    .. math::
+
+        L_{share} = \\frac{\\sum_{i \\notin B} E_i \\sum_k (p_{ik} - t_{ik})^2}
+                         {\\sum_{i \\notin B} E_i},
+
+    the energy-weighted squared error, averaged over the events with signal energy. Memory is
+    O(N K): one distance per (hit, particle of its event) pair.
+
+    Parameters
+    ----------
+    beta, coords, particle, batch, num_events:
+        As in :func:`condensation_loss`.
+    fractions:
+        ``[N, P]`` truth energy fractions :math:`y_{ik}`; column = particle id.
+    energy:
+        ``[N]`` hit energies (the weights; negative ones count as 0).
+    sigma:
+        Width of the softmax, the ``share_sigma`` of the clustering.
+
+    Examples
+    --------
+    A hit shared equally between two particles, placed halfway between their condensation
+    points, costs nothing (the 1.5e-05 is the other points' tails on the unshared hits);
+    moved onto one of them, it costs about 2 * 0.5^2 times its share of the energy.
+
+    >>> import torch
+    >>> beta = torch.tensor([0.9, 0.1, 0.9])
+    >>> y = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    >>> e = torch.tensor([1.0, 2.0, 1.0])
+    >>> part = torch.tensor([0, 0, 1])
+    >>> round(float(sharing_loss(beta, torch.tensor([[0.0], [0.5], [1.0]]), part, y, e)), 6)
+    1.5e-05
+    >>> round(float(sharing_loss(beta, torch.tensor([[0.0], [0.0], [1.0]]), part, y, e)), 3)
+    0.246
+    """
+    if not sigma > 0:
+        raise ConfigError(f"sigma must be > 0, got {sigma}")
+    batch = _check(beta, coords, particle, batch)
+    _check_fractions(fractions, particle)
+    n = beta.shape[0]
+    if energy.shape != (n,):
+        raise DataError(f"energy must have shape [N={n}], got {tuple(energy.shape)}")
+    idx = index_particles(particle, batch, num_events)
+    nb = idx.hit_count.numel()
+    alpha = condensation_points(beta, idx.hit_object, idx.num_objects)
+    pair_hit, pair_obj = _event_pairs(idx, batch)
+    keep = idx.hit_object[pair_hit] >= 0
+    pair_hit, pair_obj = pair_hit[keep], pair_obj[keep]
+    logit = -((coords[pair_hit] - coords[alpha[pair_obj]]) ** 2).sum(dim=1) / (2.0 * sigma**2)
+    top = torch.full((n,), -torch.inf, dtype=logit.dtype, device=logit.device)
+    top = top.scatter_reduce(0, pair_hit, logit.detach(), reduce="amax")
+    w = torch.exp(logit - top[pair_hit])
+    p = w / _segment_sum(w, pair_hit, n)[pair_hit]
+    t = fractions.to(logit.dtype)[pair_hit, particle[alpha[pair_obj]]].clamp(min=0.0)
+    t = _safe_div(t, _segment_sum(t, pair_hit, n)[pair_hit])
+    per_hit = _segment_sum((p - t) ** 2, pair_hit, n)
+    signal = idx.hit_object >= 0
+    weight = torch.where(signal, energy.to(logit.dtype).clamp(min=0.0), 0.0)
+    per_event = _safe_div(
+        _segment_sum(weight * per_hit, batch, nb), _segment_sum(weight, batch, nb)
+    )
+    present = _segment_sum(weight, batch, nb) > 0
+    return (per_event * present).sum() / present.sum().clamp(min=1)

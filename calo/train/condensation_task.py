@@ -40,9 +40,9 @@ from torch_geometric.loader import DataLoader
 from calo.errors import DataError
 from calo.models import CondensationModel
 from calo.reco.clue import clue
-from calo.reco.condensation import cluster_energies, condensation_clusters
+from calo.reco.condensation import condensation_clusters, shared_cluster_energies
 from calo.reco.matching import match_clusters, matching_summary
-from calo.train.condensation import condensation_loss, energy_correction_loss
+from calo.train.condensation import condensation_loss, energy_correction_loss, sharing_loss
 from calo.train.config import CondensationTaskConfig
 from calo.train.module import CaloModule
 
@@ -57,6 +57,7 @@ __all__ = [
     "hit_particles",
     "hit_targets",
     "score_condensation",
+    "sharing_truth",
     "tune_parameters",
     "tuning_objective",
     "with_settings",
@@ -98,6 +99,31 @@ def hit_particles(data: Any) -> Tensor:
     if noise is not None:
         particle = torch.where(noise.bool(), -1, particle)
     return particle
+
+
+def sharing_truth(data: Any) -> Tensor:
+    """``[N, P]`` truth energy fractions of the hits (``Data.y``, column = particle id), which
+    energy sharing (``clustering.share_sigma`` > 0) trains on.
+
+    Raises
+    ------
+    DataError
+        When the events have no per-hit fractions, or name the hits' particles by a
+        ``truth_index`` branch (whose ids need not be the fraction columns).
+
+    Examples
+    --------
+    >>> sharing_truth(Data(y=torch.tensor([[0.2, 0.8]]))).tolist()
+    [[0.2, 0.800000011920929]]
+    """
+    y = getattr(data, "y", None)
+    if y is None or y.dim() != 2 or getattr(data, "hit_particle", None) is not None:
+        raise DataError(
+            "energy sharing (condensation.clustering.share_sigma > 0) needs per-hit truth "
+            "fractions (hit_frac_* branches) and no truth_index branch in the schema; set "
+            "condensation.clustering.share_sigma=0"
+        )
+    return y
 
 
 def _event_of_hits(data: Any, particle: Tensor) -> Tensor:
@@ -159,6 +185,9 @@ class CondensationModule(CaloModule):
     def __init__(self, config: Mapping[str, Any], normalization: Mapping[str, Any] | None = None):
         super().__init__(config, normalization)
         self.model = CondensationModel(self.cfg.model)
+        if self.cfg.condensation.sharing_weight > 0:
+            self.extra_history = (*self.extra_history, "val_sharing")
+            self.history["val_sharing"] = []
 
     def forward(self, data: Any) -> Any:
         """:class:`calo.models.CondensationOutput` of a torch_geometric batch."""
@@ -172,25 +201,37 @@ class CondensationModule(CaloModule):
         particle = hit_particles(data)
         batch = _event_of_hits(data, particle)
         true_e, true_xy = hit_targets(data, particle, c.energy_target)
-        payload = energy_correction_loss(out.correction, data.energy, particle, true_e, batch)
+        sigma = c.clustering.share_sigma
+        fractions = sharing_truth(data) if sigma > 0 else None
+        payload = energy_correction_loss(
+            out.correction, data.energy, particle, true_e, batch, fractions=fractions
+        )
         if c.position_weight > 0 and out.position is not None and true_xy is not None:
             scale = self.cfg.model.condensation.position_scale
             pred = data.pos[:, :2] + scale * out.position
             d2 = ((pred - true_xy) ** 2).sum(dim=1) / scale**2
             payload = payload + c.position_weight * torch.where(particle >= 0, d2, 0.0)
-        return condensation_loss(
+        terms = condensation_loss(
             out.beta, out.coords, particle, batch,
             q_min=c.q_min, s_b=c.s_b, normalization=c.normalization, payload=payload,
             payload_weight=c.payload_weight, num_events=int(data.num_graphs),
         )  # fmt: skip
+        if c.sharing_weight > 0:
+            terms["sharing"] = sharing_loss(
+                out.beta, out.coords, particle, fractions, data.energy, batch,
+                sigma=sigma, num_events=int(data.num_graphs),
+            )  # fmt: skip
+            terms["total"] = terms["total"] + c.sharing_weight * terms["sharing"]
+        return terms
 
     def loss(self, data: Any, train: bool = False) -> tuple[Tensor, int]:
         """The condensation loss of a batch and its number of events."""
         terms = self.terms(data)
         if not train:
             n = int(data.num_graphs)
-            for key in ("attractive", "repulsive", "beta", "noise", "payload"):
-                self.log(f"val_{key}", terms[key], batch_size=n, sync_dist=True)
+            for key in ("attractive", "repulsive", "beta", "noise", "payload", "sharing"):
+                if key in terms:
+                    self.log(f"val_{key}", terms[key], batch_size=n, sync_dist=True)
         return terms["total"], int(data.num_graphs)
 
 
@@ -275,7 +316,10 @@ def score_condensation(
             cfg.clustering.t_beta, cfg.clustering.t_d,
         )  # fmt: skip
         labels["model"] = cl.labels
-        energies["model"] = cluster_energies(cl.labels, energy, a["batch"], a["corr"][cl.points])
+        energies["model"] = shared_cluster_energies(
+            cl, a["coords"].astype(np.float64), energy, a["batch"],
+            cfg.clustering.share_sigma, a["corr"][cl.points],
+        )  # fmt: skip
     if "clue" in methods:
         c = cfg.clue
         labels["clue"] = clue(

@@ -168,6 +168,11 @@ class TrainerConfig:
         after a kill loses at most this much work (:class:`calo.train.resume.LatestCheckpoint`).
     checkpoint_every_n_steps:
         Also write ``last.ckpt`` every this many optimiser steps (0: off).
+    init_from:
+        A checkpoint (``best.ckpt``/``last.ckpt``) of an earlier run of the same task and
+        model whose weights and input normalisation start this run: fine-tuning, for example
+        with a new loss term, with a fresh optimiser, schedule and history ("": off; not with
+        ``--resume``, which continues a run as it was).
 
     Examples
     --------
@@ -191,6 +196,7 @@ class TrainerConfig:
     threads: int = 1
     checkpoint_minutes: float = 10.0
     checkpoint_every_n_steps: int = 0
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1:
@@ -492,6 +498,12 @@ class CondensationTaskConfig:
     energy_target:
         The energy the correction learns: the particle's ``true`` energy (the deposited one
         where the file has none) or its ``deposited`` energy.
+    sharing_weight:
+        Weight of the energy-sharing loss (:func:`calo.train.condensation.sharing_loss`),
+        which trains the clustering space so that ``clustering.share_sigma``'s softmax gives
+        the hits' true energy fractions among overlapping particles; > 0 needs
+        ``clustering.share_sigma`` > 0. With ``share_sigma`` > 0 the energy correction
+        learns the particle's share of the hit energies instead of the hard sum.
     clustering:
         Condensation clustering thresholds t_beta, t_d (:class:`calo.reco.config.CondensationConfig`).
     clue:
@@ -521,6 +533,7 @@ class CondensationTaskConfig:
     payload_weight: float = 1.0
     position_weight: float = 0.0
     energy_target: Literal["true", "deposited"] = "true"
+    sharing_weight: float = 0.0
     clustering: CondensationConfig = field(default_factory=CondensationConfig)
     clue: ClueConfig = field(default_factory=ClueConfig)
     clue_space: Literal["xy", "xyz"] = "xy"
@@ -532,6 +545,15 @@ class CondensationTaskConfig:
             raise ConfigError(f"condensation.tune_events must be >= 0, got {self.tune_events}")
         if not self.q_min > 0:
             raise ConfigError(f"condensation.q_min must be > 0, got {self.q_min}")
+        if not self.sharing_weight >= 0:
+            raise ConfigError(
+                f"condensation.sharing_weight must be >= 0, got {self.sharing_weight}"
+            )
+        if self.sharing_weight > 0 and not self.clustering.share_sigma > 0:
+            raise ConfigError(
+                "condensation.sharing_weight > 0 needs condensation.clustering.share_sigma > 0 "
+                "(the width the loss trains the fractions for)"
+            )
         for key in ("s_b", "payload_weight", "position_weight"):
             if not getattr(self, key) >= 0:
                 raise ConfigError(f"condensation.{key} must be >= 0, got {getattr(self, key)}")

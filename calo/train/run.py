@@ -330,6 +330,20 @@ def _setup_task(
     return dm, FractionModule(to_dict(config), dm.normalization), []
 
 
+def _load_initial_weights(module: Any, ckpt: dict[str, Any], path: str) -> None:
+    """Start ``module`` from the weights of ``trainer.init_from``; a checkpoint of another
+    task or model shape is a :class:`~calo.errors.CheckpointError` naming the difference."""
+    try:
+        module.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise CheckpointError(
+            "trainer.init_from: the checkpoint's weights do not fit this run's model (same task "
+            f"and model settings needed): {' '.join(first[:3])}",
+            file=path,
+        ) from None
+
+
 def train(
     config: TrainConfig, out: str | Path, resume: bool = False, plots: bool = True
 ) -> dict[str, Any] | None:
@@ -378,6 +392,10 @@ def train(
             "another --out"
         )
     t = config.trainer
+    init = None
+    if t.init_from and not resume:  # a resumed run has its weights in last.ckpt
+        init = read_checkpoint(t.init_from)
+        normalization = init["calo"]["normalization"]
     _check_accelerator(t)
     saved_schema = out / SCHEMA_FILE
     schema = load_schema(saved_schema if resume and saved_schema.is_file() else config.data.schema)
@@ -385,6 +403,9 @@ def train(
         torch.set_num_threads(t.threads)
     L.seed_everything(t.seed, workers=True, verbose=False)
     dm, module, task_callbacks = _setup_task(config, normalization, t.seed, schema)
+    if init is not None:
+        _load_initial_weights(module, init, t.init_from)
+        del init
     callbacks: list[Any] = [
         ModelCheckpoint(
             dirpath=ckpt_dir,

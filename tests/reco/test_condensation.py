@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from calo.errors import ConfigError, DataError
-from calo.reco.condensation import cluster_energies, condensation_clusters
+from calo.reco.condensation import (
+    Clusters,
+    cluster_energies,
+    condensation_clusters,
+    shared_cluster_energies,
+    sharing_fractions,
+)
 
 
 def test_two_particles_and_noise() -> None:
@@ -84,3 +90,70 @@ def test_bad_inputs_raise_calo_errors() -> None:
         condensation_clusters(np.ones(2) * 0.5, np.zeros((3, 1)))
     with pytest.raises(DataError, match="correction"):
         cluster_energies(np.array([0, 1]), np.ones(2), correction=np.ones(3))
+
+
+def _softmax_by_hand(x: np.ndarray, points: np.ndarray, sigma: float) -> np.ndarray:
+    """``[N, C]`` fractions of every hit among the points, by the formula."""
+    d2 = ((x[:, None, :] - x[points][None, :, :]) ** 2).sum(axis=2)
+    w = np.exp(-d2 / (2 * sigma**2))
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def test_sharing_fractions_are_the_softmax_of_the_distances_per_event(rng) -> None:
+    # two events of 30 and 20 hits in 2-d; noise hits have no fractions
+    x = rng.normal(0, 1.5, (50, 2))
+    beta = rng.uniform(0, 1, 50)
+    batch = np.repeat([0, 1], [30, 20])
+    c = condensation_clusters(beta, x, batch, t_beta=0.6, t_d=1.0)
+    assert np.bincount(c.event).min() >= 2  # the test means something: shared hits
+    hit, row, f = sharing_fractions(c, x, batch, sigma=0.7)
+    np.testing.assert_allclose(np.bincount(hit, weights=f, minlength=50)[c.labels >= 0], 1.0)
+    assert set(hit.tolist()) == set(np.flatnonzero(c.labels >= 0).tolist())
+    for e in (0, 1):
+        rows = np.flatnonzero(c.event == e)
+        want = _softmax_by_hand(x, c.points[rows], 0.7)
+        for h, r, v in zip(hit, row, f, strict=True):
+            if batch[h] == e:
+                assert r in rows  # only the clusters of the hit's own event
+                assert v == pytest.approx(want[h, r - rows[0]], rel=1e-12)
+    # energies: the fractions times the hit energies, summed per cluster
+    energy = rng.uniform(0.1, 2.0, 50)
+    corr = rng.uniform(0.8, 1.2, c.n_clusters)
+    want_e = np.bincount(row, weights=energy[hit] * f, minlength=c.n_clusters) * corr
+    got = shared_cluster_energies(c, x, energy, batch, 0.7, corr)
+    np.testing.assert_allclose(got, want_e)
+    # sharing keeps the clustered energy and moves some of it between clusters
+    assert got.sum() / corr.sum() != pytest.approx(0)
+    hard = cluster_energies(c.labels, energy, batch, corr)
+    np.testing.assert_allclose((got / corr).sum(), energy[c.labels >= 0].sum())
+    assert np.abs(got - hard).max() > 1e-3
+
+
+def test_sharing_with_sigma_zero_is_the_hard_sum_and_far_clusters_do_not_share(rng) -> None:
+    x = np.concatenate([rng.normal(0, 0.1, (10, 2)), rng.normal(50, 0.1, (10, 2))])
+    beta = np.r_[0.9, np.full(9, 0.1), 0.8, np.full(9, 0.1)]
+    c = condensation_clusters(beta, x, t_beta=0.5, t_d=1.0)
+    energy = rng.uniform(0.1, 2.0, 20)
+    np.testing.assert_array_equal(
+        shared_cluster_energies(c, x, energy), cluster_energies(c.labels, energy)
+    )
+    # clusters 50 units apart: the fractions underflow to exactly 0 and 1, no NaN
+    np.testing.assert_allclose(
+        shared_cluster_energies(c, x, energy, sigma=0.5), cluster_energies(c.labels, energy)
+    )
+
+
+def test_sharing_bad_inputs_raise() -> None:
+    c = Clusters(labels=np.array([0, -1]), points=np.array([0]), event=np.array([0]))
+    with pytest.raises(ConfigError, match="share_sigma"):
+        sharing_fractions(c, np.zeros((2, 2)), sigma=-1.0)
+    with pytest.raises(DataError, match="coords"):
+        sharing_fractions(c, np.zeros((3, 2)), sigma=1.0)
+    with pytest.raises(DataError, match="energy"):
+        shared_cluster_energies(c, np.zeros((2, 2)), np.ones(3), sigma=1.0)
+    with pytest.raises(DataError, match="correction"):
+        shared_cluster_energies(c, np.zeros((2, 2)), np.ones(2), sigma=1.0, correction=np.ones(2))
+    with pytest.raises(ConfigError, match="share_sigma"):
+        from calo.reco.config import CondensationConfig
+
+        CondensationConfig(share_sigma=-0.1)

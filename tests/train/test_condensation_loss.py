@@ -16,6 +16,7 @@ from calo.train.condensation import (
     condensation_points,
     energy_correction_loss,
     index_particles,
+    sharing_loss,
 )
 
 TERMS = ("attractive", "repulsive", "beta", "noise")
@@ -267,3 +268,128 @@ def test_documented_differences_from_object_condensation(rng) -> None:
     assert float(ours["attractive"]) != pytest.approx(float(ref["attractive"]))
     per_object = condensation_loss(beta, x, particle, normalization="object")
     assert float(per_object["attractive"]) == pytest.approx(float(ref["attractive"]), rel=1e-7)
+
+
+# --- energy sharing -----------------------------------------------------------------------------
+
+
+def _random_fractions(rng, particle: torch.Tensor) -> torch.Tensor:
+    """``[N, 100]`` truth fractions: the hit's own particle the largest, a random share to one
+    other particle id of any event (columns of absent particles must not count), 0 on noise."""
+    n = particle.numel()
+    y = torch.zeros(n, 100, dtype=torch.float64)
+    ids = torch.unique(particle[particle >= 0])
+    for i in range(n):
+        if particle[i] >= 0:
+            own = float(rng.uniform(0.5, 1.0))
+            y[i, particle[i]] = own
+            other = ids[int(rng.integers(len(ids)))]
+            if other != particle[i]:
+                y[i, other] = float(rng.uniform(0.0, 1.0 - own))
+    return y
+
+
+def _sharing_literal(beta, x, particle, batch, y, energy, sigma):
+    """The sharing loss by its formula, one event and one hit at a time."""
+    per_event = []
+    for b in torch.unique(batch):
+        sel = torch.nonzero(batch == b).squeeze(1)
+        ids = sorted(set(particle[sel].tolist()) - {-1})
+        if not ids:
+            continue
+        alphas = [sel[particle[sel] == k][torch.argmax(beta[sel][particle[sel] == k])] for k in ids]
+        num, den = 0.0, 0.0
+        for i in sel.tolist():
+            if particle[i] < 0:
+                continue
+            d2 = torch.stack([((x[i] - x[a]) ** 2).sum() for a in alphas])
+            p = torch.softmax(-d2 / (2 * sigma**2), dim=0)
+            t = y[i, ids] / y[i, ids].sum()
+            num = num + energy[i] * ((p - t) ** 2).sum()
+            den = den + energy[i]
+        per_event.append(num / den)
+    return torch.stack(per_event).mean()
+
+
+def test_sharing_loss_equals_its_formula_with_gradients(rng) -> None:
+    beta, x, particle, batch = _random_batch(rng, n_particles=(2, 6), dim=2)
+    y = _random_fractions(rng, particle)
+    energy = torch.tensor(rng.uniform(0.0, 3.0, particle.numel()))
+    ours = sharing_loss(beta, x, particle, y, energy, batch, sigma=0.4)
+    ref = _sharing_literal(beta, x, particle, batch, y, energy, 0.4)
+    assert float(ours) == pytest.approx(float(ref), rel=1e-10)
+    assert float(ours) > 0.01  # the test means something
+    g_ours = torch.autograd.grad(ours, x)[0]
+    g_ref = torch.autograd.grad(ref, x)[0]
+    torch.testing.assert_close(g_ours, g_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_sharing_loss_is_invariant_under_renumbering_and_reordering(rng) -> None:
+    beta, x, particle, batch = _random_batch(rng, n_events=2, n_particles=(2, 6), dim=2)
+    y = _random_fractions(rng, particle)
+    energy = torch.tensor(rng.uniform(0.1, 3.0, particle.numel()))
+    ref = sharing_loss(beta, x, particle, y, energy, batch)
+    perm = torch.tensor(rng.permutation(100))
+    renamed = torch.where(particle >= 0, perm[particle.clamp(min=0)], -1)
+    y_renamed = torch.zeros_like(y)
+    y_renamed[:, perm] = y
+    assert float(sharing_loss(beta, x, renamed, y_renamed, energy, batch)) == pytest.approx(
+        float(ref), rel=1e-12
+    )
+    order = torch.tensor(rng.permutation(particle.numel()))
+    shuffled = sharing_loss(
+        beta[order], x[order], particle[order], y[order], energy[order], batch[order]
+    )
+    assert float(shuffled) == pytest.approx(float(ref), rel=1e-12)
+
+
+def test_sharing_loss_is_zero_for_the_right_fractions_and_skips_empty_events() -> None:
+    # two particles 1 apart on a line; the middle hit is 50/50 and sits halfway; sigma small
+    # enough that the unshared hits get fractions 1 - 1e-30
+    beta = torch.tensor([0.9, 0.1, 0.8, 0.5], dtype=torch.float64)
+    x = torch.tensor([[0.0], [0.5], [1.0], [7.0]], dtype=torch.float64)
+    particle = torch.tensor([0, 0, 1, -1])
+    y = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0], [0.0, 0.0]], dtype=torch.float64)
+    e = torch.tensor([1.0, 2.0, 1.0, 5.0], dtype=torch.float64)
+    assert float(sharing_loss(beta, x, particle, y, e, sigma=0.05)) == pytest.approx(0, abs=1e-12)
+    # a second event with only noise and a third with no hits do not change the mean
+    batch = torch.tensor([0, 0, 0, 0, 1])
+    out = sharing_loss(
+        torch.cat([beta, beta[:1]]), torch.cat([x, x[:1]]), torch.cat([particle, particle[-1:]]),
+        torch.cat([y, y[-1:]]), torch.cat([e, e[:1]]), batch, sigma=0.05, num_events=3,
+    )  # fmt: skip
+    assert float(out) == pytest.approx(0, abs=1e-12)
+    # the middle hit moved onto particle 0: it costs 2 * 0.5^2 of its energy share 2/4
+    x2 = torch.tensor([[0.0], [0.0], [1.0], [7.0]], dtype=torch.float64)
+    assert float(sharing_loss(beta, x2, particle, y, e, sigma=0.05)) == pytest.approx(0.25)
+
+
+def test_energy_correction_with_fractions_learns_the_particles_share() -> None:
+    # hit 1 holds 6 GeV: 4 of particle 1 and 2 of particle 0 (hard truth: particle 1)
+    y = torch.tensor([[0.0, 1.0], [1 / 3, 2 / 3], [1.0, 0.0], [0.0, 0.0]])
+    loss = energy_correction_loss(
+        torch.tensor([1.0, 2.5, 0.5, 9.0]),
+        torch.tensor([4.0, 6.0, 2.0, 1.0]),
+        torch.tensor([1, 1, 0, -1]),
+        torch.tensor([16.0, 16.0, 2.0, 0.0]),
+        fractions=y,
+    )
+    # particle 1: S = 4 + 4 = 8, E = 16 -> ratios 0.5 and 1.25; particle 0: S = 2 + 2 = 4,
+    # E = 2 -> ratio 1.0
+    torch.testing.assert_close(loss, torch.tensor([0.25, 0.0625, 0.0, 0.0]))
+
+
+def test_sharing_bad_inputs_raise() -> None:
+    beta, x = torch.rand(3), torch.rand(3, 2)
+    part = torch.tensor([0, 1, -1])
+    y, e = torch.ones(3, 2), torch.ones(3)
+    with pytest.raises(ConfigError, match="sigma"):
+        sharing_loss(beta, x, part, y, e, sigma=0.0)
+    with pytest.raises(DataError, match="fractions"):
+        sharing_loss(beta, x, part, torch.ones(2, 2), e)
+    with pytest.raises(DataError, match="no column"):
+        sharing_loss(beta, x, torch.tensor([0, 2, -1]), y, e)
+    with pytest.raises(DataError, match="finite"):
+        sharing_loss(beta, x, part, y * torch.nan, e)
+    with pytest.raises(DataError, match="energy"):
+        sharing_loss(beta, x, part, y, torch.ones(2))

@@ -13,13 +13,14 @@ from torch_geometric.loader import DataLoader
 from trainhelp import TINY_GRAVNET
 
 from calo.config import apply_overrides, to_dict
-from calo.errors import ConfigError
-from calo.train.condensation import condensation_loss, energy_correction_loss
+from calo.errors import ConfigError, DataError
+from calo.train.condensation import condensation_loss, energy_correction_loss, sharing_loss
 from calo.train.condensation_task import (
     CondensationModule,
     format_condensation,
     hit_particles,
     hit_targets,
+    sharing_truth,
 )
 from calo.train.config import TrainConfig
 from calo.train.data import CONDENSATION_OVERRIDES
@@ -114,9 +115,41 @@ def test_position_payload_adds_to_the_payload(multi_events: list[Data]) -> None:
     assert float(pos.terms(batch)["payload"]) > float(base.terms(batch)["payload"])
 
 
+def test_sharing_term_matches_the_loss_functions(multi_events: list[Data]) -> None:
+    module = _module("condensation.sharing_weight=0.5", "condensation.clustering.share_sigma=0.4")
+    module.eval()
+    batch = next(iter(DataLoader(multi_events, batch_size=8)))
+    # the truth_index branch names the particles: sharing refuses it (ids need not be columns)
+    with pytest.raises(DataError, match="truth_index"):
+        module.terms(batch)
+    del batch.hit_particle  # the particles from the fraction columns, as without truth_index
+    terms = module.terms(batch)
+    assert set(terms) == {"attractive", "repulsive", "beta", "noise", "payload", "sharing", "total"}
+    out = module.model(batch)
+    particle = hit_particles(batch)
+    true_e, _ = hit_targets(batch, particle)
+    y = sharing_truth(batch)
+    assert y.shape[1] == 5 and float((y > 0).sum(dim=1).max()) >= 2  # some hits are shared
+    payload = energy_correction_loss(
+        out.correction, batch.energy, particle, true_e, batch.batch, fractions=y
+    )
+    ref = condensation_loss(
+        out.beta, out.coords, particle, batch.batch, q_min=0.1, payload=payload, num_events=8
+    )
+    share = sharing_loss(out.beta, out.coords, particle, y, batch.energy, batch.batch, sigma=0.4)
+    torch.testing.assert_close(terms["sharing"], share)
+    torch.testing.assert_close(terms["payload"], ref["payload"])
+    torch.testing.assert_close(terms["total"], ref["total"] + 0.5 * share)
+    assert float(share) > 0
+    assert "val_sharing" in module.history
+
+
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
+        (["condensation.sharing_weight=1"], "share_sigma > 0"),
+        (["condensation.sharing_weight=-1"], "sharing_weight"),
+        (["condensation.clustering.share_sigma=-1"], "share_sigma"),
         (["condensation.position_weight=1"], "model.condensation.position=true"),
         (["condensation.q_min=0"], "q_min"),
         (["condensation.clue_space=xz"], "clue_space"),

@@ -214,3 +214,37 @@ def test_killed_mid_epoch_resumes_to_the_same_weights(small_root: Path, tmp_path
     before = (out / "logs" / "metrics.csv").read_text()
     assert train_main(["--out", str(out), "--resume", *args]) == 0
     assert (out / "logs" / "metrics.csv").read_text() == before
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(
+    small_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [*TINY, f"data.files=[{small_root}]", "data.batch_size=8", "trainer.max_epochs=1",
+            "--no-plots"]  # fmt: skip
+    first = tmp_path / "first"
+    assert train_main(["--out", str(first), *args]) == 0
+    a = torch.load(first / "checkpoints" / "last.ckpt", weights_only=True)
+    # a learning rate of 1e-12 leaves the weights where init_from put them
+    tuned = tmp_path / "tuned"
+    init = f"trainer.init_from={first / 'checkpoints' / 'last.ckpt'}"
+    assert train_main(["--out", str(tuned), *args, init, "optim.lr=1e-12"]) == 0
+    b = torch.load(tuned / "checkpoints" / "last.ckpt", weights_only=True)
+    assert b["calo"]["normalization"] == a["calo"]["normalization"]
+    assert len(b["calo"]["history"]["epoch"]) == 1  # a fresh history, not the first run's
+    weights = {
+        k: v for k, v in a["state_dict"].items() if "running" not in k and "batches" not in k
+    }
+    assert len(weights) > 10  # batch-norm statistics move with any learning rate; weights do not
+    for k, v in weights.items():
+        torch.testing.assert_close(b["state_dict"][k], v, rtol=0, atol=1e-9, msg=k)
+    # without init_from the same settings start elsewhere: the check above means something
+    fresh = tmp_path / "fresh"
+    assert train_main(["--out", str(fresh), *args, "optim.lr=1e-12"]) == 0
+    c = torch.load(fresh / "checkpoints" / "last.ckpt", weights_only=True)
+    assert any(not torch.allclose(c["state_dict"][k], v) for k, v in weights.items())
+    # another model shape: a one-line CheckpointError naming the setting
+    capsys.readouterr()
+    rc = train_main(["--out", str(tmp_path / "bad"), *args, init, "model.gravnet.head=24"])
+    assert rc != 0
+    err = capsys.readouterr().err
+    assert "init_from" in err and "do not fit" in err
