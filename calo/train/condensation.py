@@ -471,11 +471,16 @@ def sharing_loss(
 
     .. math::
 
-        L_{share} = \\frac{\\sum_{i \\notin B} E_i \\sum_k (p_{ik} - t_{ik})^2}
+        L_{share} = \\frac{\\sum_{i \\notin B} E_i \\sum_k t_{ik}
+                               (\\log t_{ik} - \\log p_{ik})}
                          {\\sum_{i \\notin B} E_i},
 
-    the energy-weighted squared error, averaged over the events with signal energy. Memory is
-    O(N K): one distance per (hit, particle of its event) pair.
+    the energy-weighted Kullback-Leibler divergence of the predicted from the true fractions
+    (0 when they agree), averaged over the events with signal energy. Unlike a squared error
+    its gradient with respect to the distances does not vanish where the softmax saturates: a
+    shared hit that the attraction has pulled onto one condensation point (:math:`p \\approx 1`)
+    is still pushed towards its place between them. Memory is O(N K): one distance per (hit,
+    particle of its event) pair.
 
     Parameters
     ----------
@@ -491,18 +496,18 @@ def sharing_loss(
     Examples
     --------
     A hit shared equally between two particles, placed halfway between their condensation
-    points, costs nothing (the 1.5e-05 is the other points' tails on the unshared hits);
-    moved onto one of them, it costs about 2 * 0.5^2 times its share of the energy.
+    points, costs nothing (the 0.002 is the other points' tails on the unshared hits); moved
+    onto one of them, it costs about 0.5 log(0.5 / 0.004) times its share of the energy.
 
     >>> import torch
     >>> beta = torch.tensor([0.9, 0.1, 0.9])
     >>> y = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
     >>> e = torch.tensor([1.0, 2.0, 1.0])
     >>> part = torch.tensor([0, 0, 1])
-    >>> round(float(sharing_loss(beta, torch.tensor([[0.0], [0.5], [1.0]]), part, y, e)), 6)
-    1.5e-05
+    >>> round(float(sharing_loss(beta, torch.tensor([[0.0], [0.5], [1.0]]), part, y, e)), 4)
+    0.0019
     >>> round(float(sharing_loss(beta, torch.tensor([[0.0], [0.0], [1.0]]), part, y, e)), 3)
-    0.246
+    1.046
     """
     if not sigma > 0:
         raise ConfigError(f"sigma must be > 0, got {sigma}")
@@ -520,11 +525,12 @@ def sharing_loss(
     logit = -((coords[pair_hit] - coords[alpha[pair_obj]]) ** 2).sum(dim=1) / (2.0 * sigma**2)
     top = torch.full((n,), -torch.inf, dtype=logit.dtype, device=logit.device)
     top = top.scatter_reduce(0, pair_hit, logit.detach(), reduce="amax")
-    w = torch.exp(logit - top[pair_hit])
-    p = w / _segment_sum(w, pair_hit, n)[pair_hit]
+    shifted = logit - top[pair_hit]
+    log_p = shifted - torch.log(_segment_sum(torch.exp(shifted), pair_hit, n))[pair_hit]
     t = fractions.to(logit.dtype)[pair_hit, particle[alpha[pair_obj]]].clamp(min=0.0)
     t = _safe_div(t, _segment_sum(t, pair_hit, n)[pair_hit])
-    per_hit = _segment_sum((p - t) ** 2, pair_hit, n)
+    log_t = torch.log(torch.where(t > 0, t, torch.ones_like(t)))
+    per_hit = _segment_sum(torch.where(t > 0, t * (log_t - log_p), 0.0), pair_hit, n)
     signal = idx.hit_object >= 0
     weight = torch.where(signal, energy.to(logit.dtype).clamp(min=0.0), 0.0)
     per_event = _safe_div(

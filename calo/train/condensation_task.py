@@ -113,8 +113,8 @@ def sharing_truth(data: Any) -> Tensor:
 
     Examples
     --------
-    >>> sharing_truth(Data(y=torch.tensor([[0.2, 0.8]]))).tolist()
-    [[0.2, 0.800000011920929]]
+    >>> sharing_truth(Data(y=torch.tensor([[0.25, 0.75]]))).tolist()
+    [[0.25, 0.75]]
     """
     y = getattr(data, "y", None)
     if y is None or y.dim() != 2 or getattr(data, "hit_particle", None) is not None:

@@ -147,3 +147,27 @@ def test_share_calibration(quality_run: Path, tmp_path: Path) -> None:
     assert set(res["methods"]) == {"baseline", "model", "refined", "calibrated"}
     assert res["settings"]["refine_iterations"] == 2
     assert all(np.isfinite(m["response"]["rms"]) for m in res["methods"].values())
+
+
+@pytest.mark.slow
+def test_condensation_quality(tmp_path: Path) -> None:
+    """The whole bar on 200 events: data, GravNet and its energy-sharing fine-tune, tuning on
+    training events, test rows against CLUE, the truth limits, the verdict."""
+    argv = ["--events", "200", "--minutes", "0.1", "--epochs", "1", "--tune-events", "20",
+            "--models", "gravnet", "gravnet_share", "--work", str(tmp_path / "work"),
+            "--out", str(tmp_path)]  # fmt: skip
+    assert _load("condensation_quality").main(argv) == 0
+    res = _outputs(tmp_path, "condensation_quality")
+    rows = {r["method"]: r for r in res["rows"]}
+    assert set(rows) == {"CLUE", "GravNet", "GravNet + energy sharing"}
+    assert rows["GravNet + energy sharing"]["epochs"] == "1+1"
+    for r in rows.values():
+        assert 0 <= r["efficiency"] <= 1 and r["n_particles"] > 50
+    limits = {r["method"]: r for r in res["truth_limits"]}
+    hard, soft = limits["truth clusters, hard sums"], limits["truth clusters, true energy shares"]
+    assert hard["efficiency"] == soft["efficiency"] == 1.0 and hard["fake_rate"] == 0.0
+    # perfect sharing beats hard sums near other particles, on the same particles
+    assert soft["near_n"] == hard["near_n"] > 0
+    assert soft["near_resolution"] < hard["near_resolution"]
+    md = (tmp_path / "condensation_quality.md").read_text()
+    assert "GravNet + energy sharing:" in md and "What the truth allows" in md

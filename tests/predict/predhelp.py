@@ -79,14 +79,19 @@ def make_run(
 
 
 def make_condensation_run(
-    out: Path, data: Path, name: str = "gravnet", position: bool = True, seed: int = 0
+    out: Path,
+    data: Path,
+    name: str = "gravnet",
+    position: bool = True,
+    seed: int = 0,
+    extra: tuple[str, ...] = (),
 ) -> Path:
     """A condensation run folder (``task=condensation``) in calo-train's layout with the seeded
     initial weights of a tiny ``name`` backbone and head (3-d clustering coordinates, the
     position payload with ``position``). The head's last layer is scaled by 30 (bias 0) so that
     beta spreads over (0, 1) and the coordinates over a few units: with t_beta=0.15, t_d=3 the
     initial weights give several clusters per event and some noise; CLUE's d_c=2 cm,
-    rho_c=0.5 GeV give a few clusters on the two-shower events."""
+    rho_c=0.5 GeV give a few clusters on the two-shower events. ``extra``: more overrides."""
     cfg = apply_overrides(
         TrainConfig(),
         [
@@ -101,6 +106,7 @@ def make_condensation_run(
             "condensation.clustering.t_d=3.0",
             "condensation.clue.dc=2.0",
             "condensation.clue.rho_c=0.5",
+            *extra,
         ],
     )
     torch.manual_seed(seed)

@@ -25,7 +25,11 @@ from calo.predict import (
     predict_files,
 )
 from calo.reco.clue import clue
-from calo.reco.condensation import cluster_energies, condensation_clusters
+from calo.reco.condensation import (
+    cluster_energies,
+    condensation_clusters,
+    shared_cluster_energies,
+)
 from calo.train.evaluate import load_model
 
 
@@ -159,7 +163,7 @@ def test_output_is_a_friend_of_the_input_tree(
     assert ak.all(ak.max(out.cluster, axis=1, initial=-1) == n_clusters - 1)
     info = json.loads((tmp_path / "out" / "predict.json").read_text())
     assert info["task"] == "condensation" and info["n_showers"] is None
-    assert info["clustering"]["clustering"] == {"t_beta": 0.15, "t_d": 3.0}
+    assert info["clustering"]["clustering"] == {"t_beta": 0.15, "t_d": 3.0, "share_sigma": 0.0}
 
 
 @pytest.mark.parametrize(("fmt", "split"), [("ttree", "chunk"), ("rntuple", "file")])
@@ -238,3 +242,43 @@ def test_cuda_gives_the_cpu_clusters(cond_run: Path, sim_file: Path, cond_pred: 
     same = ak.to_numpy(ak.flatten(gpu.cluster == cond_pred.cluster))
     assert same.mean() > 0.99
     assert ak.all(gpu.clue_cluster == cond_pred.clue_cluster)  # CLUE does not use the network
+
+
+def test_energy_sharing_run_writes_shared_energies_and_positions(
+    sim_file: Path, tmp_path: Path
+) -> None:
+    """With clustering.share_sigma > 0 the file's cluster energies and positions are those of
+    ``shared_cluster_energies`` on the network's own output, and differ from the hard sums."""
+    run = make_condensation_run(
+        tmp_path / "shared", sim_file, position=False,
+        extra=("condensation.clustering.share_sigma=2.0",),
+    )  # fmt: skip
+    pred = predict(run, sim_file, device="cpu", batch_size=16, step_size=25)
+    model, cfg, norm_dict, _ = load_model(run)
+    norm = Normalization.from_dict(norm_dict)
+    events, _ = read_data(
+        sim_file, require_truth=False, features=FeatureSpec(norm.names), normalization=norm
+    )
+    c = cfg.condensation.clustering
+    assert c.share_sigma == 2.0
+    moved = 0.0
+    for i, d in enumerate(events):
+        with torch.no_grad():
+            out = model(Batch.from_data_list([d]))
+        x = out.coords.double().numpy()
+        cl = condensation_clusters(out.beta.double().numpy(), x, None, c.t_beta, c.t_d)
+        e = d.energy.double().numpy()
+        corr = out.correction.double().numpy()[cl.points]
+        want = shared_cluster_energies(cl, x, e, None, 2.0, corr)
+        got = ak.to_numpy(pred.cluster_energy[i])
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+        raw = shared_cluster_energies(cl, x, e, None, 2.0)
+        pos_x = shared_cluster_energies(cl, x, e * d.pos[:, 0].double().numpy(), None, 2.0)
+        np.testing.assert_allclose(
+            ak.to_numpy(pred.cluster_x[i]), pos_x / raw, rtol=1e-5, atol=1e-4
+        )
+        if cl.n_clusters:
+            moved = max(
+                moved, float(np.abs(want - cluster_energies(cl.labels, e, None, corr)).max())
+            )
+    assert moved > 0.01  # the sharing moved energy between clusters: the check means something

@@ -305,7 +305,8 @@ def _sharing_literal(beta, x, particle, batch, y, energy, sigma):
             d2 = torch.stack([((x[i] - x[a]) ** 2).sum() for a in alphas])
             p = torch.softmax(-d2 / (2 * sigma**2), dim=0)
             t = y[i, ids] / y[i, ids].sum()
-            num = num + energy[i] * ((p - t) ** 2).sum()
+            kl = sum(t[j] * torch.log(t[j] / p[j]) for j in range(len(ids)) if t[j] > 0)
+            num = num + energy[i] * kl
             den = den + energy[i]
         per_event.append(num / den)
     return torch.stack(per_event).mean()
@@ -345,7 +346,7 @@ def test_sharing_loss_is_invariant_under_renumbering_and_reordering(rng) -> None
 
 def test_sharing_loss_is_zero_for_the_right_fractions_and_skips_empty_events() -> None:
     # two particles 1 apart on a line; the middle hit is 50/50 and sits halfway; sigma small
-    # enough that the unshared hits get fractions 1 - 1e-30
+    # enough that the unshared hits get fractions 1 - 1e-87
     beta = torch.tensor([0.9, 0.1, 0.8, 0.5], dtype=torch.float64)
     x = torch.tensor([[0.0], [0.5], [1.0], [7.0]], dtype=torch.float64)
     particle = torch.tensor([0, 0, 1, -1])
@@ -359,9 +360,16 @@ def test_sharing_loss_is_zero_for_the_right_fractions_and_skips_empty_events() -
         torch.cat([y, y[-1:]]), torch.cat([e, e[:1]]), batch, sigma=0.05, num_events=3,
     )  # fmt: skip
     assert float(out) == pytest.approx(0, abs=1e-12)
-    # the middle hit moved onto particle 0: it costs 2 * 0.5^2 of its energy share 2/4
-    x2 = torch.tensor([[0.0], [0.0], [1.0], [7.0]], dtype=torch.float64)
-    assert float(sharing_loss(beta, x2, particle, y, e, sigma=0.05)) == pytest.approx(0.25)
+    # the middle hit moved 0.1 towards particle 0: logits -0.16 and -0.36 over 2 sigma^2, 40
+    # apart, so p = (1, e^-40) (to 1e-17) and the KL divergence from (0.5, 0.5) is
+    # 0.5 log(0.5) + 0.5 log(0.5 e^40) = 20 - log 2, times the hit's energy share 2/4
+    x2 = torch.tensor([[0.0], [0.4], [1.0], [7.0]], dtype=torch.float64)
+    want = 0.5 * (20 - math.log(2))
+    assert float(sharing_loss(beta, x2, particle, y, e, sigma=0.05)) == pytest.approx(want)
+    # the gradient does not vanish where the softmax saturates: it pulls the hit back
+    x2.requires_grad_(True)
+    (grad,) = torch.autograd.grad(sharing_loss(beta, x2, particle, y, e, sigma=0.05), x2)
+    assert float(grad[1, 0]) < -1.0
 
 
 def test_energy_correction_with_fractions_learns_the_particles_share() -> None:
