@@ -7,7 +7,9 @@ Steps (each skipped when its result is already in ``--work``):
    ``task="condensation"``; default 25,000 events: 20,000 train, 5,000 test with
    ``data.val_fraction=0.2``).
 2. **Training.** Each model with ``calo-train --task condensation`` (the command's own code
-   path) for a wall-time budget, one torch thread, in its own process.
+   path) for a wall-time budget, one torch thread, in its own process. ``gravnet_share`` is
+   the ``gravnet`` run fine-tuned with energy sharing (``trainer.init_from``,
+   ``condensation.sharing_weight=1``, ``clustering.share_sigma=0.3``; docs/condensation.md).
 3. **Tuning on training events.** CLUE's ``dc``, ``rho_c`` and outlier factor, and each
    model's clustering thresholds ``t_beta``, ``t_d``, on the grids of
    ``calo.train.condensation_task.TUNING_GRIDS`` (``tune_parameters``), both on the same
@@ -18,15 +20,17 @@ Steps (each skipped when its result is already in ``--work``):
    robust width) in bins of the truth energy and of the distance to the nearest other
    particle, and the resolution RMS / mean for particles with another particle within
    ``--near`` cm (two Moliere radii of the toy calorimeter) and for the others.
+5. **What the truth allows.** The test events clustered perfectly, with hard and with true
+   energy shares: the resolution no hard assignment can beat.
 
 Writes ``benchmarks/results/condensation_quality.{json,md}``.
 
 Usage::
 
-    python benchmarks/condensation_quality.py                       # all steps, 3 models (BUDGETS)
+    python benchmarks/condensation_quality.py                       # all steps, 4 models (BUDGETS)
     python benchmarks/condensation_quality.py --train-only --models gravnet --minutes 85
     python benchmarks/condensation_quality.py --events 600 --minutes 0.3 --models gravnet \\
-        --work /tmp/cq --out /tmp/cq/results                        # a quick smoke run
+        gravnet_share --work /tmp/cq --out /tmp/cq/results          # a quick smoke run
 """
 
 from __future__ import annotations
