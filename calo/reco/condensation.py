@@ -172,6 +172,16 @@ def condensation_clusters(
     )
 
 
+def _corrected(energies: np.ndarray, correction: np.ndarray | None) -> np.ndarray:
+    """``energies`` times the per-cluster ``correction`` (checked to have their shape)."""
+    if correction is None:
+        return energies
+    corr = np.asarray(correction, dtype=np.float64)
+    if corr.shape != energies.shape:
+        raise DataError(f"correction must have shape [C={energies.size}], got {corr.shape}")
+    return energies * corr
+
+
 def cluster_energies(
     labels: np.ndarray,
     energy: np.ndarray,
@@ -218,12 +228,7 @@ def cluster_energies(
     out = np.zeros(int(per_event.sum()))
     sel = lab >= 0
     np.add.at(out, offset[ev[sel]] + lab[sel], e[sel])
-    if correction is not None:
-        corr = np.asarray(correction, dtype=np.float64)
-        if corr.shape != out.shape:
-            raise DataError(f"correction must have shape [C={out.size}], got {corr.shape}")
-        out = out * corr
-    return out
+    return _corrected(out, correction)
 
 
 def sharing_fractions(
@@ -315,9 +320,4 @@ def shared_cluster_energies(
         raise DataError(f"energy must have shape [N={clusters.labels.size}], got {e.shape}")
     hit, row, frac = sharing_fractions(clusters, coords, batch, sigma)
     out = np.bincount(row, weights=e[hit] * frac, minlength=clusters.n_clusters)
-    if correction is not None:
-        corr = np.asarray(correction, dtype=np.float64)
-        if corr.shape != out.shape:
-            raise DataError(f"correction must have shape [C={out.size}], got {corr.shape}")
-        out = out * corr
-    return out
+    return _corrected(out, correction)
