@@ -641,12 +641,10 @@ class CondensationPredictor(Predictor):
         energy = torch.cat([d.energy for d in events]).double().numpy()
         beta = out.beta.double().cpu().numpy()
         c = self.config.condensation
-        cl = condensation_clusters(
-            beta, out.coords.double().cpu().numpy(), b, c.clustering.t_beta, c.clustering.t_d
-        )  # positions and energies below share the hits when share_sigma > 0
-        corr = out.correction.double().cpu().numpy()[cl.points]
         coords = out.coords.double().cpu().numpy()
-        sigma = c.clustering.share_sigma
+        cl = condensation_clusters(beta, coords, b, c.clustering.t_beta, c.clustering.t_d)
+        corr = out.correction.double().cpu().numpy()[cl.points]
+        sigma = c.clustering.share_sigma  # energies and positions share the hits when > 0
         e_raw = shared_cluster_energies(cl, coords, energy, b, sigma)
         res = {
             "cluster": cl.labels.astype(np.int32),
