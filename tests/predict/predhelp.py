@@ -125,6 +125,14 @@ def read_hits(path: Path) -> dict[str, ak.Array]:
     return {k: arr[f"hit_{k}"] for k in HIT_FIELDS}
 
 
+def write_empty_hits(path: Path) -> Path:
+    """A calo-layout hit file with no entries (float32 hit fields, int32 layer)."""
+    empty = {k: ak.values_astype(ak.Array([[0.0]])[:0], np.float32) for k in
+             ("x", "y", "z", "dx", "dy", "dz", "energy")}  # fmt: skip
+    empty["layer"] = ak.values_astype(ak.Array([[0]])[:0], np.int32)
+    return write_hits(path, empty)
+
+
 def write_hits(path: Path, hits: dict[str, ak.Array], tree: str = "events") -> Path:
     """Write jagged hit arrays as a calo-layout tree (``hit_x``, ..., counter ``nhit``)."""
     rec = ak.zip(hits)

@@ -202,12 +202,9 @@ def test_memory_is_bounded_by_the_chunk(run_dir: Path, sim_file: Path) -> None:
 
 
 def test_a_file_without_entries_gives_an_empty_tree(run_dir: Path, tmp_path: Path) -> None:
-    from predhelp import write_hits
+    from predhelp import write_empty_hits
 
-    empty = {k: ak.values_astype(ak.Array([[0.0]])[:0], np.float32) for k in
-             ("x", "y", "z", "dx", "dy", "dz", "energy")}  # fmt: skip
-    empty["layer"] = ak.values_astype(ak.Array([[0]])[:0], np.int32)
-    path = write_hits(tmp_path / "none.root", empty)
+    path = write_empty_hits(tmp_path / "none.root")
     res = predict_files(run_dir, path, tmp_path / "o", device="cpu", progress=False)
     with uproot.open(res.outputs[0]) as f:
         assert f["events"].num_entries == 0 and "frac_model_0" in f["events"].keys()

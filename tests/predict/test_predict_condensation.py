@@ -213,12 +213,9 @@ def test_cli_writes_the_clusters(
 
 
 def test_empty_chunk_of_a_condensation_run(cond_run: Path, tmp_path: Path) -> None:
-    from predhelp import write_hits
+    from predhelp import write_empty_hits
 
-    empty = {k: ak.values_astype(ak.Array([[0.0]])[:0], np.float32) for k in
-             ("x", "y", "z", "dx", "dy", "dz", "energy")}  # fmt: skip
-    empty["layer"] = ak.values_astype(ak.Array([[0]])[:0], np.int32)
-    path = write_hits(tmp_path / "none.root", empty)
+    path = write_empty_hits(tmp_path / "none.root")
     res = predict_files(cond_run, path, tmp_path / "o", device="cpu", progress=False)
     with uproot.open(res.outputs[0]) as f:
         assert f["events"].num_entries == 0 and "cluster_energy" in f["events"].keys()
